@@ -1,0 +1,1 @@
+"""The X-VLM model: configs, towers, concept pooling, heads, losses, weight loading."""
