@@ -1,0 +1,89 @@
+"""The ``xvlm`` command line: one subcommand per DAG stage, plus the whole demo.
+
+It lives in ``flows/`` (the orchestration layer) because the stages it runs are Prefect flows and
+``xvlm/`` must never import Prefect. Imports are lazy so ``xvlm --help`` stays fast.
+
+Errors on bad input are one line naming the file and the fix, with exit code 2; ``--verbose``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Offline and telemetry off unless the user says otherwise (see DEVELOPERS.md); must precede
+# any import of prefect, mlflow or transformers.
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+app = typer.Typer(
+    name="xvlm",
+    help="X-VLM pipeline: sample corpus -> lake -> shards -> pre-training -> evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lake_app = typer.Typer(help="Query the Parquet lake.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+_state: dict[str, bool] = {"verbose": False}
+
+
+class UserError(Exception):
+    """Bad input the user can fix; printed as one line (no traceback) unless --verbose."""
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+@app.command("sample-corpus")
+def sample_corpus(
+    out: Annotated[Path, typer.Argument(help="Directory to write the corpus into (must be empty or absent).")],
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical files.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus at OUT.")] = False,
+) -> None:
+    """Write the embedded sample corpus in the real datasets' on-disk formats, with planted quirks."""
+    from xvlm.data.sample_corpus import write_sample_corpus
+
+    root = write_sample_corpus(out, seed=seed, overwrite=overwrite)
+    typer.echo(f"sample corpus written to {root} (planted quirks listed in {root / 'QUIRKS.json'})")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option(help="Seed of the sample corpus.")] = 0,
+) -> None:
+    """Run the whole DAG on the embedded sample corpus (Prefect local mode, MLflow on SQLite)."""
+    from flows.demo import run_demo
+
+    run_demo(out.resolve(), seed=seed)
+
+
+def main() -> None:
+    """Console-script entry point: turn user errors into one clear line and exit code 2."""
+    try:
+        app()
+    except (UserError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        if _state["verbose"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
