@@ -1,0 +1,181 @@
+"""The four X-VLM losses (METHOD.md §3) as functions of features the model returns.
+
+- ``itc_loss``: symmetric InfoNCE over features gathered from all ranks (``gather_features``), hard or
+  image-id (soft, multi-positive) targets, optional padding mask.
+- ``sample_hard_negatives`` + ``itm_loss``: one hard negative per row drawn with probability
+  softmax(similarity) + 1e-5 over the local batch, never a pair that shares an image id.
+- ``mlm_loss``: cross-entropy at masked positions (masking itself happens in the data path).
+- ``bbox_loss``: L1 (summed over coordinates, / #boxes) + (1 - GIoU) via ``torchvision.ops``.
+
+Every loss returns a 0-dim tensor that is 0 (with a graph) when it has nothing to score, never NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.ops import box_convert, generalized_box_iou_loss
+
+from xvlm.models.config import ItcGrad
+
+# --------------------------------------------------------------------------------------------------------
+# ITC
+# --------------------------------------------------------------------------------------------------------
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather along dim 0 whose backward returns this rank's slice of the gradient.
+
+    ``all_reduce=True`` sums the gradient over ranks first. Every rank computes the same global ITC loss L,
+    so the summed slice is W * dL/dx_r; DDP's averaging then yields exactly dL/dtheta ("global").
+    ``all_reduce=False`` is the reference's ``AllGather``: the slice of the local loss only, which after
+    DDP averaging gives dL/dtheta / W ("reference").
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, all_reduce: bool) -> Tensor:  # type: ignore[override]
+        rank, world = _world()
+        ctx.rank, ctx.n, ctx.all_reduce = rank, x.shape[0], all_reduce
+        out = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(out, x.contiguous())
+        return torch.cat(out, 0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        if ctx.all_reduce:
+            grad = grad.contiguous()
+            dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n], None
+
+
+def gather_features(x: Tensor, itc_grad: ItcGrad = "global") -> Tensor:
+    """Concatenate ``x`` (B, ...) from all ranks (rank order); identity in a single process.
+
+    All ranks must pass the same B (pad and pass ``valid`` to ``itc_loss`` for ragged batches).
+    """
+    if _world()[1] == 1:
+        return x
+    if itc_grad not in ("global", "reference"):
+        raise ValueError(f"itc_grad must be 'global' or 'reference', got {itc_grad!r}")
+    return _GatherWithGrad.apply(x, itc_grad == "global")
+
+
+def itc_loss(image_feat: Tensor, text_feat: Tensor, temp: Tensor | float, *, image_ids: Tensor | None = None,
+             valid: Tensor | None = None, itc_grad: ItcGrad = "global") -> Tensor:
+    """Symmetric image/concept-text contrastive loss over the global batch.
+
+    logits = image_all @ text_all.T / temp. Targets: the diagonal, or with ``image_ids`` (fine-tuning)
+    the row-normalised "same image id" matrix, so every caption of an image counts as positive.
+    ``valid`` (B,) bool drops padded rows from the loss and their columns from every softmax.
+    loss = (CE(image->text) + CE(text->image)) / 2, averaged over valid rows.
+
+    Args:
+        image_feat, text_feat: (B, D) L2-normalised features of this rank, row b paired with row b.
+        temp: temperature (already clamped by ``XVLM.temperature``).
+        itc_grad: gradient convention across ranks, see ``gather_features`` / docs/model.md.
+    """
+    img, txt = gather_features(image_feat, itc_grad), gather_features(text_feat, itc_grad)
+    logits = img @ txt.T / temp
+    n = logits.shape[0]
+    keep = torch.ones(n, dtype=torch.bool, device=logits.device)
+    if valid is not None:
+        keep = gather_features(valid.to(torch.float32), itc_grad).detach() > 0.5
+    if image_ids is not None:
+        ids = gather_features(image_ids.to(torch.float64)[:, None], itc_grad).detach()[:, 0]
+        targets = (ids[:, None] == ids[None, :]).to(logits.dtype)
+    else:
+        targets = torch.eye(n, dtype=logits.dtype, device=logits.device)
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    # padded columns get a huge finite negative (not -inf: -inf * 0 target would be NaN)
+    col_mask = (~keep).to(logits.dtype)[None] * torch.finfo(logits.dtype).min
+
+    def row_targets(t: Tensor) -> Tensor:
+        t = t * keep[None].to(logits.dtype)
+        return t / t.sum(1, keepdim=True).clamp(min=1e-12)
+
+    i2t = -(F.log_softmax(logits + col_mask, dim=1) * row_targets(targets)).sum(1)
+    t2i = -(F.log_softmax(logits.T + col_mask, dim=1) * row_targets(targets.T)).sum(1)
+    return ((i2t + t2i)[keep] / 2).mean()
+
+
+# --------------------------------------------------------------------------------------------------------
+# ITM
+# --------------------------------------------------------------------------------------------------------
+
+
+def sample_hard_negatives(sim: Tensor, same: Tensor, generator: torch.Generator | None = None,
+                          ) -> tuple[Tensor, Tensor]:
+    """For each row, draw one column with probability softmax(sim[row]) + 1e-5, never where ``same``.
+
+    Args:
+        sim: (B, B) similarities (already divided by the temperature), rows = anchors.
+        same: (B, B) bool, True where the pair shares an image id (includes the diagonal); such pairs are
+            positives or false negatives and get weight exactly 0 (the reference zeroed only the diagonal).
+    Returns:
+        (index (B,) long, valid (B,) bool). A row whose every column shares its image has no negative:
+        valid False and index 0; callers must drop it.
+    """
+    with torch.no_grad():
+        w = F.softmax(sim.float(), dim=1) + 1e-5
+        w = w.masked_fill(same, 0.0)
+        valid = w.sum(1) > 0
+        w = torch.where(valid[:, None], w, torch.ones_like(w))  # placeholder rows, never used
+        idx = torch.multinomial(w, 1, generator=generator)[:, 0]
+        return torch.where(valid, idx, torch.zeros_like(idx)), valid
+
+
+def itm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """2-way cross-entropy on the fusion CLS of positives (label 1) and hard negatives (label 0)."""
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), labels)
+
+
+# --------------------------------------------------------------------------------------------------------
+# MLM
+# --------------------------------------------------------------------------------------------------------
+
+
+def mlm_loss(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
+    """Cross-entropy over masked positions; (B, M, V) logits, (B, M) labels padded with ``ignore_index``."""
+    if not bool((labels != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bounding box
+# --------------------------------------------------------------------------------------------------------
+
+
+def bbox_loss(pred: Tensor, target: Tensor, is_region: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(L1, GIoU) losses on normalised (cx, cy, w, h) boxes, counting only region/object samples.
+
+    L1 = sum over selected boxes and 4 coordinates / #boxes; GIoU = sum(1 - GIoU) / #boxes, with
+    ``torchvision.ops.generalized_box_iou_loss`` on boxes converted to xyxy. Whole-image captions
+    (``is_region`` False) are masked out; no boxes -> (0, 0). Degenerate targets are rejected up front
+    (the reference silently zeroed the whole batch's GIoU instead).
+    """
+    if is_region is None:
+        is_region = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device)
+    p, t = pred[is_region].float(), target[is_region].float()
+    if p.shape[0] == 0:
+        zero = pred.sum() * 0.0
+        return zero, zero.clone()
+    if bool((t[:, 2:] <= 0).any()):
+        bad = torch.nonzero(is_region)[:, 0][(t[:, 2:] <= 0).any(1)].tolist()
+        raise ValueError(f"bbox_loss: target boxes with non-positive width/height at rows {bad}")
+    n = p.shape[0]
+    l1 = (p - t).abs().sum() / n
+    giou = generalized_box_iou_loss(box_convert(p, "cxcywh", "xyxy"), box_convert(t, "cxcywh", "xyxy"),
+                                    reduction="sum") / n
+    return l1, giou
