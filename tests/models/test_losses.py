@@ -1,0 +1,162 @@
+"""ITC / ITM / MLM / bbox losses against hand computations, torchvision, and sampling statistics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import chisquare
+from torchvision.ops import box_convert, generalized_box_iou
+
+from tests.models.conftest import make_batch
+from xvlm.models.config import get_config
+from xvlm.models.losses import bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives
+from xvlm.models.objective import LOSS_KEYS, pretrain_losses
+from xvlm.models.xvlm import XVLM
+
+IMG = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+TXT = [[0.6, 0.8, 0.0], [0.0, 0.6, 0.8], [0.8, 0.0, 0.6]]
+
+
+def _hand_ce(logits: list[list[float]], targets: list[list[float]]) -> list[float]:
+    out = []
+    for row, t in zip(logits, targets, strict=True):
+        lse = math.log(sum(math.exp(v) for v in row))
+        out.append(-sum(ti * (v - lse) for v, ti in zip(row, t, strict=True)))
+    return out
+
+
+def test_itc_equals_hand_computation_on_3x3() -> None:
+    temp = 0.5
+    logits = [[sum(a * b for a, b in zip(i, t, strict=True)) / temp for t in TXT] for i in IMG]
+    eye = [[float(r == c) for c in range(3)] for r in range(3)]
+    cols = [list(c) for c in zip(*logits, strict=True)]
+    expected = sum(a + b for a, b in zip(_hand_ce(logits, eye), _hand_ce(cols, eye), strict=True)) / 6
+    got = itc_loss(torch.tensor(IMG), torch.tensor(TXT), torch.tensor(temp))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # symmetric: swapping the towers gives the same loss
+    assert itc_loss(torch.tensor(TXT), torch.tensor(IMG), temp).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_itc_soft_targets_for_shared_image_ids_and_padding_mask() -> None:
+    temp = 0.25
+    img, txt = torch.tensor(IMG), torch.tensor(TXT)
+    ids = torch.tensor([4, 4, 9])
+    logits = (img @ txt.T / temp).tolist()
+    t = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
+    cols = [list(c) for c in zip(*logits, strict=True)]
+    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 6
+    assert itc_loss(img, txt, temp, image_ids=ids).item() == pytest.approx(expected, rel=1e-6)
+    # a padded third row changes nothing for the first two = the 2x2 problem
+    valid = torch.tensor([True, True, False])
+    two = itc_loss(img[:2], txt[:2], temp)
+    assert itc_loss(img, txt, temp, valid=valid).item() == pytest.approx(two.item(), rel=1e-6)
+
+
+def test_itm_negatives_never_positive_or_same_image() -> None:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.tensor([0, 0, 1, 2, 2, 3])
+    same = ids[:, None] == ids[None, :]
+    for _ in range(200):
+        sim = torch.randn(6, 6, generator=g) * 5
+        sim.diagonal().add_(50.0)  # positives dominate the softmax: still never drawn
+        idx, valid = sample_hard_negatives(sim, same, g)
+        assert valid.all()
+        assert not same[torch.arange(6), idx].any()
+
+
+def test_itm_row_without_any_negative_is_flagged_invalid() -> None:
+    ids = torch.tensor([7, 7, 7, 8])
+    idx, valid = sample_hard_negatives(torch.zeros(4, 4), ids[:, None] == ids[None, :])
+    assert valid.tolist() == [True, True, True, True]
+    assert idx[:3].tolist() == [3, 3, 3]  # the only other image
+    ids = torch.tensor([7, 7, 7])
+    _, valid = sample_hard_negatives(torch.zeros(3, 3), ids[:, None] == ids[None, :])
+    assert valid.tolist() == [False, False, False]
+
+
+def test_itm_sampling_follows_softmax_weights() -> None:
+    g = torch.Generator().manual_seed(1)
+    sim = torch.tensor([[3.0, 1.0, 0.0, -1.0, 0.5]])
+    same = torch.tensor([[True, False, False, False, False]])
+    draws = 40000
+    idx, _ = sample_hard_negatives(sim.expand(draws, 5), same.expand(draws, 5), g)
+    counts = torch.bincount(idx, minlength=5).double()
+    w = F.softmax(sim[0].double(), 0) + 1e-5
+    w[0] = 0.0
+    expected = w / w.sum() * draws
+    assert counts[0] == 0
+    assert chisquare(counts[1:].numpy(), expected[1:].numpy()).pvalue > 1e-3
+
+
+def test_bbox_loss_equals_torchvision_l1_plus_giou() -> None:
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(7, 4, generator=g) * 0.5 + 0.2
+    target = torch.rand(7, 4, generator=g) * 0.5 + 0.2
+    mask = torch.tensor([True, False, True, True, False, True, True])
+    l1, giou = bbox_loss(pred, target, mask)
+    p, t = pred[mask], target[mask]
+    assert l1.item() == pytest.approx(((p - t).abs().sum(1)).mean().item(), rel=1e-6)
+    exp_giou = (1 - torch.diag(generalized_box_iou(box_convert(p, "cxcywh", "xyxy"),
+                                                   box_convert(t, "cxcywh", "xyxy")))).mean()
+    assert giou.item() == pytest.approx(exp_giou.item(), rel=1e-5)
+
+
+def test_bbox_loss_hand_case() -> None:
+    # boxes [.4,.4,.6,.6] and [.5,.4,.7,.6]: IoU = .02/.06, hull area = union -> GIoU = 1/3
+    l1, giou = bbox_loss(torch.tensor([[0.5, 0.5, 0.2, 0.2]]), torch.tensor([[0.6, 0.5, 0.2, 0.2]]))
+    assert l1.item() == pytest.approx(0.1, abs=1e-6)
+    assert giou.item() == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_zero_boxes_and_zero_masks_give_zero_not_nan() -> None:
+    pred = torch.rand(3, 4, requires_grad=True)
+    l1, giou = bbox_loss(pred, torch.rand(3, 4), torch.zeros(3, dtype=torch.bool))
+    assert l1.item() == 0.0 and giou.item() == 0.0
+    (l1 + giou).backward()
+    assert torch.equal(pred.grad, torch.zeros(3, 4))
+    logits = torch.randn(2, 3, 10, requires_grad=True)
+    assert mlm_loss(logits, torch.full((2, 3), -100)).item() == 0.0
+    assert itm_loss(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)).item() == 0.0
+
+
+def test_bbox_loss_rejects_degenerate_targets() -> None:
+    with pytest.raises(ValueError, match="rows \\[1\\]"):
+        bbox_loss(torch.rand(2, 4), torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.0, 0.2]]))
+
+
+def test_mlm_loss_is_cross_entropy_over_masked_positions_only() -> None:
+    logits = torch.randn(2, 3, 10)
+    labels = torch.tensor([[1, -100, 4], [-100, -100, 9]])
+    keep = labels != -100
+    expected = F.cross_entropy(logits[keep], labels[keep])
+    assert mlm_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_combined_step_reaches_every_trainable_parameter() -> None:
+    torch.manual_seed(0)
+    model = XVLM(get_config("xvlm-debug"))
+    losses = pretrain_losses(model, make_batch())
+    assert set(losses) == set(LOSS_KEYS)
+    assert all(torch.isfinite(v) and v.item() > 0 for v in losses.values())
+    sum(losses.values()).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert dead == []
+
+
+def test_combined_step_learns_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    model = XVLM(get_config("xvlm-debug"))
+    batch = make_batch()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(30):
+        losses = pretrain_losses(model, batch, torch.Generator().manual_seed(0))
+        loss = losses["itc"] + losses["mlm"] + losses["bbox_l1"] + losses["bbox_giou"]
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.6 * first
