@@ -26,6 +26,8 @@ OI_MIDS: dict[str, tuple[str, str]] = {
     "rocket": ("/m/09rvcxw", "Rocket"),
     "flag": ("/m/03120", "Flag"),
     "camera": ("/m/0dv5r", "Camera"),
+    "helmet": ("/m/0zvk5", "Helmet"),
+    "tripod": ("/m/073bxn", "Tripod"),
     "galaxy": ("/m/0x5gx1", "Galaxy"),
     "circle": ("/m/0x5c1r", "Circle"),
     "square": ("/m/0x5sq2", "Square"),

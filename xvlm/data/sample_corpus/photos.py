@@ -34,7 +34,11 @@ PHOTOS: tuple[Photo, ...] = (
             "A woman astronaut with short hair in her flight suit.",
             "A person in an orange suit stands in front of an american flag.",
         ),
-        (("person", ("smiling",), (0.08, 0.02, 0.95, 1.0)), ("flag", ("american",), (0.0, 0.0, 0.35, 0.55))),
+        (
+            ("person", ("smiling",), (0.04, 0.02, 0.74, 1.0)),
+            ("flag", ("american",), (0.0, 0.0, 0.18, 0.6)),
+            ("helmet", ("white",), (0.55, 0.62, 1.0, 1.0)),
+        ),
     ),
     Photo(
         "chelsea",
@@ -53,21 +57,21 @@ PHOTOS: tuple[Photo, ...] = (
             "A cup of coffee on a saucer with a spoon.",
             "A white cup of coffee seen from above.",
             "Coffee with crema in a white cup on a table.",
-            "A cup and saucer on a red table.",
+            "A white cup on a red saucer on a wooden table.",
             "An espresso cup with a spoon on the saucer.",
         ),
-        (("cup", ("white",), (0.15, 0.05, 0.85, 0.95)),),
+        (("cup", ("white",), (0.27, 0.02, 0.75, 0.62)),),
     ),
     Photo(
         "rocket",
         (
-            "A rocket on the launch pad under a blue sky.",
+            "A rocket on the launch pad at night.",
             "A space rocket before launch.",
             "A tall white rocket next to a launch tower.",
             "A launch pad with a rocket and its service tower.",
-            "A rocket standing upright on a clear day.",
+            "A rocket lit up by floodlights before launch.",
         ),
-        (("rocket", ("white",), (0.40, 0.05, 0.65, 0.95)),),
+        (("rocket", ("white",), (0.45, 0.05, 0.66, 0.95)),),
     ),
     Photo(
         "stereo_motorcycle",
@@ -100,7 +104,11 @@ PHOTOS: tuple[Photo, ...] = (
             "A man in a coat looking through a camera.",
             "A cameraman outdoors with buildings in the distance.",
         ),
-        (("person", ("standing",), (0.25, 0.05, 0.75, 0.95)), ("camera", ("black",), (0.35, 0.15, 0.60, 0.45))),
+        (
+            ("person", ("standing",), (0.0, 0.11, 0.62, 1.0)),
+            ("camera", ("black",), (0.46, 0.28, 0.66, 0.43)),
+            ("tripod", ("metal",), (0.45, 0.40, 0.72, 1.0)),
+        ),
         grayscale=True,
     ),
 )
