@@ -1,0 +1,50 @@
+-- Candidate images (cand_images) + image-file checks (image_checks) -> typed images, each with the
+-- reason it is quarantined (NULL = loaded). Reasons, first match wins:
+--   <parse reason>        set by the source's parse query (e.g. not_downloaded, invalid_url)
+--   invalid_id            no usable id (key is NULL)
+--   invalid_number        width/height present but not a number, or not positive
+--   duplicate_id          second and later rows with the same key in this source
+--   missing_image_file    $check_files and the file is not on disk
+--   corrupt_image         $check_files and PIL cannot read the image header
+--   image_size_mismatch   annotation width/height disagree with the file's header
+-- width/height: the annotation's, else the file header's. coco_id/flickr_id <= 0 (VG writes -1) -> NULL.
+-- Grain: one row per candidate image. Parameters: $check_files (BOOLEAN).
+WITH c AS (
+    SELECT
+        c.*,
+        TRY_CAST(c.width AS DOUBLE) AS w_num,
+        TRY_CAST(c.height AS DOUBLE) AS h_num,
+        row_number() OVER (PARTITION BY c.image_key ORDER BY c.ord, c.file, c.locator) AS dup_rank,
+        k.status, k.file_width, k.file_height
+    FROM cand_images AS c
+    LEFT JOIN image_checks AS k ON k.image_key = c.image_key
+),
+r AS (
+    SELECT
+        *,
+        CASE
+            WHEN reason IS NOT NULL THEN reason
+            WHEN image_key IS NULL THEN 'invalid_id'
+            WHEN (width IS NOT NULL AND (w_num IS NULL OR w_num <= 0 OR w_num <> floor(w_num)))
+              OR (height IS NOT NULL AND (h_num IS NULL OR h_num <= 0 OR h_num <> floor(h_num))) THEN 'invalid_number'
+            WHEN dup_rank > 1 THEN 'duplicate_id'
+            WHEN $check_files AND status = 'missing' THEN 'missing_image_file'
+            WHEN $check_files AND status = 'corrupt' THEN 'corrupt_image'
+            WHEN $check_files AND status = 'ok' AND w_num IS NOT NULL
+                 AND (w_num <> file_width OR h_num <> file_height) THEN 'image_size_mismatch'
+        END AS final_reason
+    FROM c
+)
+SELECT
+    image_key, source, split, source_id, path, tar_key, url,
+    CAST(coalesce(w_num, file_width) AS INTEGER) AS width,
+    CAST(coalesce(h_num, file_height) AS INTEGER) AS height,
+    CASE WHEN TRY_CAST(coco_id AS BIGINT) > 0 THEN TRY_CAST(coco_id AS BIGINT) END AS coco_id,
+    CASE WHEN TRY_CAST(flickr_id AS BIGINT) > 0 THEN TRY_CAST(flickr_id AS BIGINT) END AS flickr_id,
+    sha256, file, locator,
+    final_reason AS reason,
+    CASE WHEN final_reason IS NOT NULL THEN to_json({
+        'image_key': image_key, 'source_id': source_id, 'path': path, 'url': url, 'width': width,
+        'height': height, 'coco_id': coco_id, 'flickr_id': flickr_id, 'detail': detail,
+        'file_status': status, 'file_width': file_width, 'file_height': file_height}) END AS raw
+FROM r

@@ -1,0 +1,28 @@
+-- Karpathy split membership (table karpathy_doc) as candidate split rows, the list the shard step
+-- uses to remove downstream val/test images from pre-training. COCO rows are keyed by cocoid
+-- (coco_<cocoid>, the same key as the COCO source, since 2014 and 2017 share image ids); Flickr30K rows
+-- by the numeric file name (flickr30k_<id>). `restval` is kept as written (it is train for everyone).
+-- Grain: one row per element of images[].
+-- Parameters: $dataset ('coco' | 'flickr30k'), $file.
+WITH im AS (SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 AS idx FROM karpathy_doc),
+k AS (
+    SELECT i, idx,
+           CASE WHEN $dataset = 'coco' THEN TRY_CAST(i.cocoid AS BIGINT) END AS coco_id,
+           CASE WHEN $dataset = 'flickr30k'
+                THEN TRY_CAST(regexp_extract(i.filename, '^(\d+)\.jpg$', 1) AS BIGINT) END AS flickr_id
+    FROM im
+)
+SELECT
+    $dataset AS dataset,
+    i.split AS split,
+    CASE WHEN $dataset = 'coco' THEN 'coco_' || coco_id ELSE 'flickr30k_' || flickr_id END AS image_key,
+    CAST(coco_id AS VARCHAR) AS coco_id,
+    CAST(flickr_id AS VARCHAR) AS flickr_id,
+    $file AS file,
+    'images[' || idx || ']' AS locator,
+    idx AS ord,
+    CASE
+        WHEN coalesce(coco_id, flickr_id) IS NULL THEN 'invalid_id'
+        WHEN i.split IS NULL OR i.split NOT IN ('train', 'restval', 'val', 'test') THEN 'invalid_split'
+    END AS reason
+FROM k

@@ -1,0 +1,160 @@
+"""Typed configuration of the lake ingest: where each source's files are, and the lake's knobs.
+
+Paths are relative to ``raw_root`` unless absolute, so a user points one source at a real download
+(``dataclasses.replace(cfg, vg=VgPaths(region_descriptions="/data/vg/region_descriptions.json", ...))``)
+and keeps the defaults (the layout of the sample corpus and of the official archives) for the rest.
+A source set to ``None`` is not ingested. ``IngestConfig.to_dict``/``from_dict`` are the JSON variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SOURCES: tuple[str, ...] = (
+    "coco", "karpathy", "flickr30k", "vg", "cc3m", "cc12m", "sbu", "objects365", "openimages",
+)
+
+
+class LakeInputError(ValueError):
+    """An input file is unusable as a whole (truncated, wrong encoding, wrong layout); names the file."""
+
+    def __init__(self, file: str | Path, detail: str) -> None:
+        super().__init__(f"{file}: {detail}")
+        self.file = str(file)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class CocoPaths:
+    """COCO 2017: one captions and one instances JSON (single top-level object) per split."""
+
+    captions: dict[str, str] = field(default_factory=lambda: {
+        "train2017": "coco/annotations/captions_train2017.json",
+        "val2017": "coco/annotations/captions_val2017.json"})
+    instances: dict[str, str] = field(default_factory=lambda: {
+        "train2017": "coco/annotations/instances_train2017.json",
+        "val2017": "coco/annotations/instances_val2017.json"})
+    image_dirs: dict[str, str] = field(default_factory=lambda: {
+        "train2017": "coco/train2017", "val2017": "coco/val2017"})
+
+
+@dataclass(frozen=True)
+class KarpathyPaths:
+    """Karpathy's ``dataset_*.json`` files; they feed the ``splits`` table (None = not given)."""
+
+    coco: str | None = "karpathy/dataset_coco.json"
+    flickr30k: str | None = "karpathy/dataset_flickr30k.json"
+
+
+@dataclass(frozen=True)
+class Flickr30kPaths:
+    """Flickr30K images and captions, taken from Karpathy's ``dataset_flickr30k.json``."""
+
+    annotations: str = "karpathy/dataset_flickr30k.json"
+    image_dir: str = "flickr30k/flickr30k-images"
+
+
+@dataclass(frozen=True)
+class VgPaths:
+    """Visual Genome: top-level JSON arrays, one element per image; images under ``image_root/VG_100K*/``."""
+
+    image_data: str = "vg/image_data.json"
+    region_descriptions: str = "vg/region_descriptions.json"
+    objects: str = "vg/objects.json"
+    attributes: str | None = "vg/attributes.json"
+    image_root: str = "vg"
+
+
+@dataclass(frozen=True)
+class WebCaptionPaths:
+    """A web-caption source and its img2dataset output folder.
+
+    ``layout`` says how the caption file is laid out: ``caption_url`` (CC3M TSV), ``url_caption``
+    (CC12M TSV), ``sbu_json`` (SBU's dict of parallel lists). Both TSVs have no header.
+    """
+
+    captions: str
+    layout: str
+    images_dir: str
+    split: str = "train"
+
+
+@dataclass(frozen=True)
+class Objects365Paths:
+    """Objects365 v2: COCO-format JSON per split; images at ``image_dirs[split]/patchN/<file>``."""
+
+    annotations: dict[str, str] = field(default_factory=lambda: {
+        "train": "objects365/zhiyuan_objv2_train.json"})
+    image_dirs: dict[str, str] = field(default_factory=lambda: {"train": "objects365/train"})
+
+
+@dataclass(frozen=True)
+class OpenImagesPaths:
+    """OpenImages boxes CSV per split (header, normalised XMin/XMax/YMin/YMax) and class names."""
+
+    boxes: dict[str, str] = field(default_factory=lambda: {
+        "train": "openimages/oidv6-train-annotations-bbox.csv"})
+    class_descriptions: str = "openimages/oidv6-class-descriptions-boxable.csv"
+    image_dirs: dict[str, str] = field(default_factory=lambda: {"train": "openimages/train"})
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything one ingest needs. ``out`` is the lake root; ``lake.duckdb`` is written inside it."""
+
+    raw_root: Path
+    out: Path
+    coco: CocoPaths | None = field(default_factory=CocoPaths)
+    karpathy: KarpathyPaths | None = field(default_factory=KarpathyPaths)
+    flickr30k: Flickr30kPaths | None = field(default_factory=Flickr30kPaths)
+    vg: VgPaths | None = field(default_factory=VgPaths)
+    cc3m: WebCaptionPaths | None = field(default_factory=lambda: WebCaptionPaths(
+        "cc3m/Train_GCC-training.tsv", "caption_url", "cc3m/images"))
+    cc12m: WebCaptionPaths | None = field(default_factory=lambda: WebCaptionPaths(
+        "cc12m/cc12m.tsv", "url_caption", "cc12m/images"))
+    sbu: WebCaptionPaths | None = field(default_factory=lambda: WebCaptionPaths(
+        "sbu/sbu-captions-all.json", "sbu_json", "sbu/images"))
+    objects365: Objects365Paths | None = field(default_factory=Objects365Paths)
+    openimages: OpenImagesPaths | None = field(default_factory=OpenImagesPaths)
+    # The box rule (docs/lake.md): a box partly outside the image is clipped to it when the clipped
+    # box keeps at least this fraction of its area, else quarantined as box_out_of_image.
+    min_kept_fraction: float = 0.5
+    # Read JPEG headers (PIL, no decode) of on-disk images: existence, readability, size.
+    check_images: bool = True
+    # Skip a source whose files are missing instead of failing (the sample corpus has them all).
+    skip_missing_sources: bool = False
+    memory_limit: str = "2GB"
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw_root", Path(self.raw_root))
+        object.__setattr__(self, "out", Path(self.out))
+        if not 0.0 < self.min_kept_fraction <= 1.0:
+            raise ValueError(f"min_kept_fraction must be in (0, 1], got {self.min_kept_fraction}")
+
+    def resolve(self, rel: str | Path) -> Path:
+        """A configured path: absolute as given, else under ``raw_root``."""
+        p = Path(rel)
+        return p if p.is_absolute() else self.raw_root / p
+
+    def enabled_sources(self) -> list[str]:
+        return [s for s in SOURCES if getattr(self, s) is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["raw_root"], d["out"] = str(self.raw_root), str(self.out)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
+        kinds = {"coco": CocoPaths, "karpathy": KarpathyPaths, "flickr30k": Flickr30kPaths, "vg": VgPaths,
+                 "cc3m": WebCaptionPaths, "cc12m": WebCaptionPaths, "sbu": WebCaptionPaths,
+                 "objects365": Objects365Paths, "openimages": OpenImagesPaths}
+        kw = dict(d)
+        for name, kind in kinds.items():
+            if name in kw and isinstance(kw[name], dict):
+                kw[name] = kind(**kw[name])
+        return cls(**kw)

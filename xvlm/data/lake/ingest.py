@@ -1,0 +1,138 @@
+"""Ingest orchestration: one source at a time, parse -> check images -> final tables -> atomic write.
+
+Public entry points (no Prefect here; ``flows/ingest.py`` wraps them in tasks):
+
+- :func:`source_fingerprint` - content fingerprint of one source's inputs + settings;
+- :func:`ingest_source` - ingest one source (skipped when the lake already holds this fingerprint);
+- :func:`ingest_lake` - every enabled source, then ``lake.duckdb``; returns the stats per source.
+
+Stats per source: ``{"source", "fingerprint", "skipped", "entities": {entity: {"rows_in", "loaded",
+"quarantined": {reason: n}}}}``. ``rows_in`` is counted on the candidate tables and checked to equal
+loaded + quarantined for every entity before anything is written (a mismatch is a bug: it raises).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from xvlm.data.lake import fingerprint as fp
+from xvlm.data.lake.config import IngestConfig, LakeInputError
+from xvlm.data.lake.images import check_images
+from xvlm.data.lake.sources import PARSERS, source_inputs, source_settings
+from xvlm.data.lake.sqlrun import SqlRunner
+from xvlm.data.lake.views import write_lake_db
+from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_source_partitions
+
+_CANDIDATES = {"cand_images": "empty_images", "cand_captions": "empty_captions", "cand_boxes": "empty_boxes",
+               "cand_splits": "empty_splits", "cand_rejects": "empty_rejects",
+               "image_checks": "empty_image_checks"}
+_OUT_SQL = {"images": "out_images", "captions": "out_captions", "regions": "out_regions",
+            "objects": "out_objects", "splits": "out_splits", "quarantine": "out_quarantine"}
+
+
+def source_fingerprint(cfg: IngestConfig, source: str) -> str:
+    """Fingerprint of ``source``'s inputs (file bytes, image-folder listings), settings and SQL."""
+    inp = source_inputs(cfg, source)
+    missing = [p for p in inp.files if not p.is_file()]
+    if missing:
+        raise LakeInputError(missing[0], f"input file of source {source!r} not found")
+    return fp.fingerprint(inp.files, inp.image_dirs, source_settings(cfg, source))
+
+
+def _stats(run: SqlRunner, source: str) -> dict[str, Any]:
+    rows_in = dict(run.query("stats_rows_in"))
+    ent: dict[str, dict[str, Any]] = {e: {"rows_in": int(n), "loaded": 0, "quarantined": {}}
+                                      for e, n in rows_in.items()}
+    for entity, reason, n in run.query("stats_outcomes"):
+        e = ent.setdefault(entity, {"rows_in": 0, "loaded": 0, "quarantined": {}})
+        if reason is None:
+            e["loaded"] += int(n)
+        else:
+            e["quarantined"][reason] = int(n)
+    for entity, e in ent.items():
+        if e["rows_in"] != e["loaded"] + sum(e["quarantined"].values()):
+            raise AssertionError(f"{source}/{entity}: rows_in {e['rows_in']} != loaded {e['loaded']} + "
+                                 f"quarantined {sum(e['quarantined'].values())} (rows lost: a bug)")
+    return {k: v for k, v in sorted(ent.items()) if v["rows_in"]}
+
+
+def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None,
+                  force: bool = False) -> dict[str, Any]:
+    """Ingest one source into ``cfg.out``; a no-op (``skipped``) if the lake holds this fingerprint."""
+    if source not in PARSERS:
+        raise ValueError(f"unknown source {source!r}; known: {sorted(PARSERS)}")
+    paths = getattr(cfg, source)
+    if paths is None:
+        raise ValueError(f"source {source!r} is disabled in the config")
+    fingerprint = fingerprint or source_fingerprint(cfg, source)
+    if not force and is_current(cfg.out, source, fingerprint):
+        m = read_manifest(cfg.out, source) or {}
+        return {**m.get("stats", {}), "skipped": True}
+    t0 = time.perf_counter()
+    (cfg.out / "_tmp").mkdir(parents=True, exist_ok=True)
+    run = SqlRunner.open(cfg.memory_limit, cfg.threads, cfg.out / "_tmp")
+    try:
+        for table, sql in _CANDIDATES.items():
+            run.create(table, sql)
+        PARSERS[source](run, cfg, paths)
+        inp = source_inputs(cfg, source)
+        check = inp.check_files and cfg.check_images
+        if check:
+            rows = run.query("images_to_check")
+            run.con.register("image_checks_arrow", check_images(cfg.raw_root, rows))
+            run.con.execute("INSERT INTO image_checks SELECT * FROM image_checks_arrow")
+            run.con.unregister("image_checks_arrow")
+        run.create("t_images", "final_images", check_files=check)
+        run.create("t_captions", "final_captions")
+        run.create("t_boxes", "final_boxes", min_kept_fraction=cfg.min_kept_fraction)
+        run.create("t_splits", "final_splits")
+        entities = _stats(run, source)
+        stats = {"source": source, "fingerprint": fingerprint, "skipped": False, "entities": entities,
+                 "seconds": round(time.perf_counter() - t0, 3)}
+        manifest = {"source": source, "fingerprint": fingerprint, "stats": stats,
+                    "files": [str(p) for p in inp.files], "tables": list(TABLES)}
+        write_source_partitions(
+            cfg.out, source,
+            lambda table, path: run.copy_parquet(_OUT_SQL[table], path, source=source), manifest)
+        return stats
+    finally:
+        run.close()
+
+
+def ingest_lake(cfg: IngestConfig, sources: list[str] | None = None, force: bool = False,
+                log: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Ingest ``sources`` (default: every enabled one), then (re)write ``lake.duckdb``; returns stats."""
+    out: dict[str, dict[str, Any]] = {}
+    todo = sources or cfg.enabled_sources()
+    for source in todo:
+        inp = source_inputs(cfg, source)
+        if cfg.skip_missing_sources and not all(p.is_file() for p in inp.files):
+            if log:
+                log(f"{source}: input files missing, skipped")
+            continue
+        out[source] = ingest_source(cfg, source, force=force)
+        if log:
+            log(format_source_stats(out[source]))
+    write_lake_db(cfg.out)
+    return out
+
+
+def ingest(raw_root: str | Path, out: str | Path, sources: list[str] | None = None,
+           force: bool = False) -> dict[str, dict[str, Any]]:
+    """Convenience for the CLI: default paths under ``raw_root``, lake at ``out``."""
+    return ingest_lake(IngestConfig(raw_root=Path(raw_root), out=Path(out)), sources, force)
+
+
+def format_source_stats(s: dict[str, Any]) -> str:
+    """One block of text per source: rows read, loaded, quarantined by reason, per entity."""
+    head = f"{s.get('source', '?')}{' (unchanged, skipped)' if s.get('skipped') else ''}"
+    lines = [head]
+    for entity, e in s.get("entities", {}).items():
+        q = e["quarantined"]
+        reasons = ", ".join(f"{r}={n}" for r, n in sorted(q.items())) or "-"
+        lines.append(f"  {entity:<10} read {e['rows_in']:>9}  loaded {e['loaded']:>9}  "
+                     f"quarantined {sum(q.values()):>7}  ({reasons})")
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""Per-source parsing: which ``sql/lake`` files read which input files into the candidate tables.
+
+Every parse function fills some of ``cand_images``, ``cand_captions``, ``cand_boxes``, ``cand_splits``
+and ``cand_rejects`` (created empty beforehand); everything after that - image checks, the box rule,
+dedup, quarantine, writing - is shared (:mod:`xvlm.data.lake.ingest`). The ``file`` column records the
+path as configured (relative to the raw root for the defaults), which is also what ``quarantine.file``
+and error messages show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from xvlm.data.lake.config import (
+    CocoPaths,
+    Flickr30kPaths,
+    IngestConfig,
+    KarpathyPaths,
+    LakeInputError,
+    Objects365Paths,
+    OpenImagesPaths,
+    VgPaths,
+    WebCaptionPaths,
+)
+from xvlm.data.lake.sqlrun import SqlRunner
+
+_UINT32_MAX = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class SourceInputs:
+    """What a source reads: annotation files (content-hashed) and image folders (listing-hashed)."""
+
+    files: list[Path]
+    image_dirs: list[Path]
+    check_files: bool  # images are expected on disk (not in img2dataset tars)
+
+
+def max_object_size(path: Path) -> int:
+    """``maximum_object_size`` for a single-object JSON file: its own size, so memory is bounded by it."""
+    size = path.stat().st_size + 1
+    if size > _UINT32_MAX:
+        raise LakeInputError(path, f"single JSON object of {size} bytes exceeds DuckDB's 4 GiB "
+                                   "maximum_object_size; split the file (images/annotations) first")
+    return max(size, 1024)
+
+
+def _need(cfg: IngestConfig, rel: str) -> Path:
+    p = cfg.resolve(rel)
+    if not p.is_file():
+        raise LakeInputError(p, "input file not found")
+    return p
+
+
+# ---------------------------------------------------------------- inputs (for fingerprints)
+
+def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
+    """The files and image folders ``source`` reads, per its config."""
+    p = getattr(cfg, source)
+    r = cfg.resolve
+    if isinstance(p, CocoPaths):
+        return SourceInputs([r(f) for f in [*p.captions.values(), *p.instances.values()]],
+                            [r(d) for d in p.image_dirs.values()], True)
+    if isinstance(p, KarpathyPaths):
+        return SourceInputs([r(f) for f in (p.coco, p.flickr30k) if f], [], False)
+    if isinstance(p, Flickr30kPaths):
+        return SourceInputs([r(p.annotations)], [r(p.image_dir)], True)
+    if isinstance(p, VgPaths):
+        files = [p.image_data, p.region_descriptions, p.objects] + ([p.attributes] if p.attributes else [])
+        return SourceInputs([r(f) for f in files], [r(p.image_root)], True)
+    if isinstance(p, WebCaptionPaths):
+        return SourceInputs([r(p.captions)], [r(p.images_dir)], False)
+    if isinstance(p, Objects365Paths):
+        return SourceInputs([r(f) for f in p.annotations.values()], [r(d) for d in p.image_dirs.values()], True)
+    if isinstance(p, OpenImagesPaths):
+        return SourceInputs([r(f) for f in [*p.boxes.values(), p.class_descriptions]],
+                            [r(d) for d in p.image_dirs.values()], True)
+    raise ValueError(f"unknown source {source!r}")
+
+
+def source_settings(cfg: IngestConfig, source: str) -> dict:
+    """The config that changes a source's output (part of its fingerprint)."""
+    return {"source": source, "paths": asdict(getattr(cfg, source)),
+            "min_kept_fraction": cfg.min_kept_fraction, "check_images": cfg.check_images}
+
+
+# ---------------------------------------------------------------- parse functions
+
+def parse_coco(run: SqlRunner, cfg: IngestConfig, p: CocoPaths) -> None:
+    for split, rel in p.captions.items():
+        path = _need(cfg, rel)
+        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
+        run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel, key_prefix="coco",
+                   image_dir=p.image_dirs.get(split, f"coco/{split}"), path_parts=1, id_is_coco_id=True)
+        run.insert("cand_captions", "coco_captions", source="coco", split=split, file=rel, key_prefix="coco")
+    for split, rel in p.instances.items():
+        path = _need(cfg, rel)
+        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
+        if split not in p.captions:  # images come from the captions file of the split when there is one
+            run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel,
+                       key_prefix="coco", image_dir=p.image_dirs.get(split, f"coco/{split}"),
+                       path_parts=1, id_is_coco_id=True)
+        run.insert("cand_boxes", "cocofmt_objects", source="coco", file=rel, key_prefix="coco")
+    run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
+
+
+def parse_objects365(run: SqlRunner, cfg: IngestConfig, p: Objects365Paths) -> None:
+    for split, rel in p.annotations.items():
+        path = _need(cfg, rel)
+        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
+        run.insert("cand_images", "cocofmt_images", source="objects365", split=split, file=rel,
+                   key_prefix="o365", image_dir=p.image_dirs.get(split, f"objects365/{split}"),
+                   path_parts=2, id_is_coco_id=False)
+        run.insert("cand_boxes", "cocofmt_objects", source="objects365", file=rel, key_prefix="o365")
+    run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
+
+
+def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
+    for dataset, rel in (("coco", p.coco), ("flickr30k", p.flickr30k)):
+        if rel is None:
+            continue
+        path = _need(cfg, rel)
+        run.create("karpathy_doc", "karpathy_doc", file=rel, path=path, max_object_size=max_object_size(path))
+        run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel)
+
+
+def parse_flickr30k(run: SqlRunner, cfg: IngestConfig, p: Flickr30kPaths) -> None:
+    path = _need(cfg, p.annotations)
+    run.create("karpathy_doc", "karpathy_doc", file=p.annotations, path=path,
+               max_object_size=max_object_size(path))
+    run.insert("cand_images", "flickr30k_images", file=p.annotations, image_dir=p.image_dir)
+    run.insert("cand_captions", "flickr30k_captions", file=p.annotations)
+
+
+def parse_vg(run: SqlRunner, cfg: IngestConfig, p: VgPaths) -> None:
+    run.insert("cand_images", "vg_images", file=p.image_data, path=_need(cfg, p.image_data),
+               image_root=p.image_root)
+    run.insert("cand_boxes", "vg_regions", file=p.region_descriptions,
+               path=_need(cfg, p.region_descriptions))
+    if p.attributes:
+        run.create("vg_attributes", "vg_attributes", file=p.attributes, path=_need(cfg, p.attributes))
+    else:
+        run.create("vg_attributes", "empty_vg_attributes")
+    run.insert("cand_boxes", "vg_objects", file=p.objects, path=_need(cfg, p.objects))
+
+
+def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPaths], None]:
+    def parse(run: SqlRunner, cfg: IngestConfig, p: WebCaptionPaths) -> None:
+        path = _need(cfg, p.captions)
+        if p.layout in ("caption_url", "url_caption"):
+            run.con.execute("DROP TABLE IF EXISTS reject_errors")
+            run.create("csv_acc", "web_tsv_read", file=p.captions, path=path)
+            run.create("web_rows", "web_tsv_rows", file=p.captions, layout=p.layout)
+            run.insert("cand_rejects", "csv_rejects", file=p.captions, entities=["images", "captions"])
+            prefix = "line "
+        elif p.layout == "sbu_json":
+            run.create("web_rows", "sbu_rows", file=p.captions, path=path, max_object_size=max_object_size(path))
+            bad = run.con.execute("SELECT any_value(n_urls), any_value(n_captions) FROM web_rows "
+                                  "WHERE n_urls <> n_captions").fetchone()
+            if bad and bad[0] is not None:
+                raise LakeInputError(p.captions, f"image_urls has {bad[0]} entries but captions has {bad[1]}; "
+                                                 "the parallel lists cannot be paired")
+            prefix = "image_urls["
+        else:
+            raise ValueError(f"{source}: unknown caption layout {p.layout!r}")
+        _check_url_column(run, p)
+        parquet = sorted(cfg.resolve(p.images_dir).glob("*.parquet"))
+        if parquet:
+            run.create("web_downloads", "web_downloads", files=[str(f) for f in parquet],
+                       raw_root=str(cfg.raw_root))
+        else:
+            run.create("web_downloads", "empty_web_downloads")
+        common = {"source": source, "split": p.split, "file": p.captions, "locator_prefix": prefix}
+        run.insert("cand_images", "web_images", **common)
+        run.insert("cand_captions", "web_captions", **common)
+    return parse
+
+
+def _check_url_column(run: SqlRunner, p: WebCaptionPaths) -> None:
+    """A file whose url column mostly holds no URLs has its columns swapped: refuse it, name the fix."""
+    n, bad = run.con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE url IS NULL OR NOT regexp_matches(url, '^https?://')) "
+        "FROM web_rows").fetchone()
+    if n and bad * 2 > n:
+        want = {"caption_url": "caption<TAB>url", "url_caption": "url<TAB>caption"}.get(p.layout, p.layout)
+        raise LakeInputError(p.captions, f"{bad} of {n} rows have no http(s) URL in the url column: wrong "
+                                         f"column order? layout {p.layout!r} expects {want}")
+
+
+def parse_openimages(run: SqlRunner, cfg: IngestConfig, p: OpenImagesPaths) -> None:
+    run.create("oi_classes", "oi_classes", file=p.class_descriptions, path=_need(cfg, p.class_descriptions))
+    for split, rel in p.boxes.items():
+        path = _need(cfg, rel)
+        run.con.execute("DROP TABLE IF EXISTS reject_errors")
+        run.create("csv_acc", "oi_boxes_read", file=rel, path=path)
+        run.insert("cand_boxes", "oi_boxes", file=rel, source="openimages")
+        run.insert("cand_rejects", "csv_rejects", file=rel, entities=["objects"])
+        run.insert("cand_images", "oi_images", source="openimages", split=split, file=rel,
+                   image_dir=p.image_dirs.get(split, f"openimages/{split}"))
+
+
+PARSERS: dict[str, Callable] = {
+    "coco": parse_coco,
+    "karpathy": parse_karpathy,
+    "flickr30k": parse_flickr30k,
+    "vg": parse_vg,
+    "cc3m": _web_source("cc3m"),
+    "cc12m": _web_source("cc12m"),
+    "sbu": _web_source("sbu"),
+    "objects365": parse_objects365,
+    "openimages": parse_openimages,
+}

@@ -1,0 +1,117 @@
+"""Run the ``sql/`` files: load a query by name, bind ``$params``, materialise it or COPY it to Parquet.
+
+Each ``.sql`` file holds exactly ONE query (checked when loaded) and a header comment with its grain
+and parameters. Values are always bound as parameters; the only text this module puts around a query
+is a table name, which must be a plain identifier chosen by our code (checked), never user input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from xvlm.data.lake.config import LakeInputError
+
+SQL_ROOT = Path(os.environ.get("XVLM_SQL_DIR", Path(__file__).resolve().parents[3] / "sql"))
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_FILE_IN_ERROR = re.compile(r'file "([^"]+)"|"([^"]+\.(?:json|tsv|csv|parquet))"')
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of ``sql/<name>.sql`` (``name`` like ``lake/vg_regions``); exactly one statement."""
+    path = SQL_ROOT / f"{name}.sql"
+    text = path.read_text(encoding="utf-8")
+    n = len(duckdb.extract_statements(text))
+    if n != 1:
+        raise ValueError(f"{path}: expected exactly one SQL statement, found {n}")
+    return text.strip().rstrip(";")
+
+
+def sql_params(name: str) -> set[str]:
+    """The ``$names`` a SQL file binds (comments excluded)."""
+    body = "\n".join(line.split("--", 1)[0] for line in load_sql(name).splitlines())
+    return set(_PARAM.findall(body))
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+class SqlRunner:
+    """A DuckDB connection plus the ``sql/`` files; one runner per source ingest.
+
+    ``files`` maps a bound parameter to the input file it names, so a DuckDB parse error is re-raised
+    as :class:`LakeInputError` naming that file.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str = "lake") -> None:
+        self.con = con
+        self.prefix = prefix
+
+    @classmethod
+    def open(cls, memory_limit: str = "2GB", threads: int = 2, temp_dir: Path | None = None) -> SqlRunner:
+        con = duckdb.connect(":memory:")
+        con.execute("SET memory_limit = $m", {"m": memory_limit})
+        con.execute(f"SET threads = {int(threads)}")
+        con.execute("SET preserve_insertion_order = false")
+        if temp_dir is not None:
+            con.execute("SET temp_directory = $t", {"t": str(temp_dir)})
+        return cls(con)
+
+    def _bind(self, name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        full = f"{self.prefix}/{name}" if self.prefix else name
+        sql = load_sql(full)
+        wanted = sql_params(full)
+        missing = wanted - params.keys()
+        if missing:
+            raise ValueError(f"sql/{full}.sql needs parameters {sorted(missing)}")
+        return sql, {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items() if k in wanted}
+
+    def _run(self, name: str, wrapper: str, params: dict[str, Any], file: str | Path | None) -> Any:
+        if file is not None:
+            params = {**params, "file": str(file)}
+        sql, bound = self._bind(name, params)
+        try:
+            return self.con.execute(wrapper.replace("{q}", sql), bound)
+        except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
+                duckdb.IOException) as exc:
+            msg = str(exc).split("\n", 1)[0]
+            m = _FILE_IN_ERROR.search(str(exc))
+            where = file or (m.group(1) or m.group(2) if m else None) or f"sql/{self.prefix}/{name}.sql"
+            raise LakeInputError(where, f"unusable input ({msg}) [sql/{self.prefix}/{name}.sql]") from exc
+
+    def create(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> int:
+        """``CREATE OR REPLACE TEMP TABLE table AS <query>``; returns the row count."""
+        t = _ident(table)
+        self._run(name, f"CREATE OR REPLACE TEMP TABLE {t} AS {{q}}", params, file)
+        return self.count(t)
+
+    def insert(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> None:
+        """``INSERT INTO table BY NAME <query>`` (the query may return the columns in any order)."""
+        self._run(name, f"INSERT INTO {_ident(table)} BY NAME {{q}}", params, file)
+
+    def copy_parquet(self, name: str, path: Path, **params: Any) -> None:
+        """``COPY (<query>) TO path`` as one zstd Parquet file."""
+        params = {**params, "copy_path": str(path)}
+        sql, bound = self._bind(name, params)
+        bound["copy_path"] = str(path)
+        self.con.execute(f"COPY ({sql}) TO $copy_path (FORMAT parquet, COMPRESSION zstd)", bound)
+
+    def query(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        sql, bound = self._bind(name, params)
+        return self.con.execute(sql, bound).fetchall()
+
+    def count(self, table: str) -> int:
+        return int(self.con.execute(f"SELECT count(*) FROM {_ident(table)}").fetchone()[0])  # noqa: S608
+
+    def close(self) -> None:
+        self.con.close()

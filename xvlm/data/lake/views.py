@@ -1,0 +1,86 @@
+"""``lake.duckdb``: a DuckDB database of views over the lake's Parquet files, and lake-level stats.
+
+The views read ``<lake>/<table>/source=*/part-0.parquet`` by absolute path (DuckDB resolves relative
+paths against the working directory, not the database file), so the database works from anywhere but
+must be rewritten if the lake moves (any ingest run does). It is built in a temp file and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from xvlm.data.lake.writer import PART_FILE, TABLES
+
+LAKE_DB = "lake.duckdb"
+
+
+def _lit(s: str) -> str:
+    """A SQL string literal (DDL cannot bind parameters); quotes are doubled."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def write_lake_db(out: Path) -> Path | None:
+    """(Re)write ``out/lake.duckdb`` with one view per table plus ``quarantine_summary``; None if empty."""
+    out = Path(out).resolve()
+    tables = [t for t in TABLES if any((out / t).glob(f"source=*/{PART_FILE}"))]
+    if not tables:
+        return None
+    final = out / LAKE_DB
+    tmp = out / f".{LAKE_DB}.{uuid.uuid4().hex}.tmp"
+    con = duckdb.connect(str(tmp))
+    try:
+        for t in tables:
+            glob = str(out / t / "source=*" / PART_FILE)
+            # DDL cannot bind parameters: t is one of TABLES and the path is quoted by _lit.
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({_lit(glob)}, hive_partitioning = false)")  # noqa: S608
+        if "quarantine" in tables:
+            con.execute("CREATE VIEW quarantine_summary AS SELECT source, entity, reason, count(*) AS n "
+                        "FROM quarantine GROUP BY ALL ORDER BY ALL")
+    finally:
+        con.close()
+    os.replace(tmp, final)
+    return final
+
+
+def lake_stats(lake_root: str | Path) -> dict[str, dict[str, Any]]:
+    """Stats of every source in a lake, from its manifests, with loaded counts re-checked on the files."""
+    root = Path(lake_root)
+    out: dict[str, dict[str, Any]] = {}
+    con = duckdb.connect()
+    try:
+        for m in sorted((root / "_manifest").glob("*.json")):
+            doc = json.loads(m.read_text(encoding="utf-8"))
+            stats = doc["stats"]
+            source = doc["source"]
+            for table in ("images", "captions", "regions", "objects", "splits"):
+                p = root / table / f"source={source}" / PART_FILE
+                if not p.is_file():
+                    continue
+                n = con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(p)}).fetchone()[0]
+                e = stats["entities"].get(table)
+                if e is not None and e["loaded"] != n:
+                    raise RuntimeError(f"{p}: {n} rows on disk but the manifest says {e['loaded']} loaded; "
+                                       "re-run the ingest")
+            out[source] = stats
+    finally:
+        con.close()
+    return out
+
+
+def lake_sql(lake_root: str | Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run a read-only query against ``lake.duckdb``; returns (column names, rows)."""
+    db = Path(lake_root) / LAKE_DB
+    if not db.is_file():
+        raise FileNotFoundError(f"{db}: no lake database; run the ingest first")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(query)
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        con.close()
