@@ -64,6 +64,63 @@ def sample_corpus(
 
 
 @app.command()
+def ingest(
+    raw_root: Annotated[Path, typer.Argument(help="Root of the raw files (the sample corpus layout or real downloads).")],
+    out: Annotated[Path, typer.Argument(help="Lake directory: Parquet tables by source + lake.duckdb.")],
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).")] = None,
+    force: Annotated[bool, typer.Option(help="Re-ingest even if the inputs are unchanged.")] = False,
+) -> None:
+    """Ingest raw annotation files into the Parquet lake (unchanged sources are skipped)."""
+    from xvlm.data.lake import format_stats
+    from xvlm.data.lake import ingest as ingest_raw
+
+    stats = ingest_raw(raw_root, out, sources=source or None, force=force)
+    typer.echo(format_stats(stats))
+    typer.echo(f"lake written to {out.resolve()} (query it: duckdb {out.resolve() / 'lake.duckdb'})")
+
+
+def _require_lake(lake: Path) -> None:
+    if not (lake / "_manifest").is_dir():
+        raise UserError(f"{lake}: not a lake (no _manifest/); run `xvlm ingest RAW_ROOT {lake}` first")
+
+
+@lake_app.command("stats")
+def lake_stats(
+    lake: Annotated[Path, typer.Argument(help="Lake directory written by `xvlm ingest`.")],
+) -> None:
+    """Per source: rows read, loaded, and quarantined by reason."""
+    from xvlm.data.lake import format_stats
+    from xvlm.data.lake import lake_stats as read_stats
+
+    _require_lake(lake)
+    typer.echo(format_stats(read_stats(lake)))
+
+
+@lake_app.command("sql")
+def lake_sql(
+    lake: Annotated[Path, typer.Argument(help="Lake directory written by `xvlm ingest`.")],
+    query: Annotated[str, typer.Argument(help='e.g. "select source, count(*) from regions group by all"')],
+) -> None:
+    """Run a read-only SQL query over the lake's views and print the rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from xvlm.data.lake import lake_sql as run_sql
+
+    _require_lake(lake)
+    try:
+        columns, rows = run_sql(lake, query)
+    except Exception as exc:  # duckdb's errors do not share a base class with ours
+        if type(exc).__module__.split(".")[0].lstrip("_") != "duckdb":
+            raise
+        raise UserError(f"{lake / 'lake.duckdb'}: query failed: {str(exc).splitlines()[0]}") from exc
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Seed of the sample corpus.")] = 0,

@@ -56,7 +56,7 @@ def print_summary(out: Path, result: dict[str, Any]) -> None:
         f"  Prefect home (runs, SQLite)  {out / '.prefect'}",
         "",
         "Query the lake:",
-        f"  .venv/bin/duckdb {result['lake_db']} \"select source, count(*) from regions group by all\"",
+        f"  .venv/bin/duckdb {result['lake_db']} \"select source, count(*) from regions group by all\"",  # noqa: S608
         f"  .venv/bin/xvlm lake stats {result['lake_root']}",
         "Open the MLflow UI:",
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{out / 'mlflow.db'} --host 127.0.0.1 --port 5000",

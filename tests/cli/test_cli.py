@@ -1,0 +1,72 @@
+"""The ``xvlm`` command line: help of every subcommand, and one clear line on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def _xvlm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("command", [[], ["sample-corpus"], ["demo"], ["lake"], ["ingest"],
+                                     ["lake", "stats"], ["lake", "sql"]])
+def test_help_of_every_subcommand(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_sample_corpus_writes_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    first = _xvlm("sample-corpus", str(out), "--seed", "3")
+    assert first.returncode == 0, first.stderr
+    assert json.loads((out / "QUIRKS.json").read_text())["seed"] == 3
+
+    again = _xvlm("sample-corpus", str(out))
+    assert again.returncode == 2
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1, again.stderr                  # one line, no traceback
+    assert str(out) in lines[0] and "overwrite" in lines[0]
+
+    verbose = _xvlm("--verbose", "sample-corpus", str(out))
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+def test_ingest_names_the_missing_file(tmp_path: Path) -> None:
+    result = _xvlm("ingest", str(tmp_path / "nowhere"), str(tmp_path / "lake"), "--source", "vg")
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "image_data.json" in line, result.stderr
+
+
+def test_lake_stats_on_a_missing_lake_is_one_line(tmp_path: Path) -> None:
+    result = _xvlm("lake", "stats", str(tmp_path / "no-lake"))
+    assert result.returncode == 2
+    assert "\n" not in result.stderr.strip() and "no-lake" in result.stderr
+
+
+def test_lake_sql_and_stats_on_an_ingested_corpus(tmp_path: Path) -> None:
+    raw, lake = tmp_path / "raw", tmp_path / "lake"
+    assert _xvlm("sample-corpus", str(raw)).returncode == 0
+    ingested = _xvlm("ingest", str(raw), str(lake), "--source", "vg")
+    assert ingested.returncode == 0, ingested.stderr
+    stats = _xvlm("lake", "stats", str(lake))
+    assert stats.returncode == 0 and "regions" in stats.stdout and "quarantined" in stats.stdout
+    ok = _xvlm("lake", "sql", str(lake), "select source, count(*) as n from regions group by all")
+    assert ok.returncode == 0 and "vg" in ok.stdout, ok.stderr
+    bad = _xvlm("lake", "sql", str(lake), "select nonsense from nowhere")
+    assert bad.returncode == 2 and "query failed" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
