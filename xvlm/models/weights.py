@@ -171,17 +171,19 @@ def resize_rel_pos_table(table: Tensor, new_window: int) -> Tensor:
 def _swin_into(model: XVLM, sd: StateDict, report: LoadReport, prefix: str = "vision_encoder.") -> StateDict:
     """Filter a Swin state dict (official or timm names) for our encoder; record drops and resizes."""
     enc = model.vision_encoder
+    sd = sd.get("model", sd) if isinstance(sd.get("model"), Mapping) else sd
+    head = [k for k in sd if k.startswith("head.")]  # ImageNet classifier, not part of X-VLM
+    report.dropped += head
+    sd = {k: v for k, v in sd.items() if k not in head}
     shapes = {k: v.shape for k, v in sd.items()}
     filtered = checkpoint_filter_fn(sd, enc)
     report.dropped += [k for k in sd if re.search(r"(relative_position_index|attn_mask)$", k)]
     ours = enc.state_dict()
     out: StateDict = {}
     for k, v in filtered.items():
-        if k.startswith("head."):  # ImageNet classifier, not part of X-VLM
-            report.dropped.append(k)
-        elif k in ours and ours[k].shape == v.shape:
+        if k in ours and ours[k].shape == v.shape:
             out[prefix + k] = v
-            if k in shapes and shapes[k] != v.shape:
+            if k.endswith(("relative_position_bias_table", "patch_embed.proj.weight")) and shapes[k] != v.shape:
                 report.resized.append(prefix + k)
         else:
             report.unmapped.append(k)
