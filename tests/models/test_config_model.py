@@ -73,9 +73,12 @@ def test_debug_model_runs_a_training_step_fast(debug_batch) -> None:
 
     model = build_model("xvlm-debug")
     pretrain_losses(model, debug_batch)  # warm-up
-    t0 = time.perf_counter()
-    sum(pretrain_losses(model, debug_batch).values()).backward()
-    assert time.perf_counter() - t0 < 1.0
+    times = []
+    for _ in range(3):  # best of 3: robust to other jobs sharing the 2 cores
+        t0 = time.perf_counter()
+        sum(pretrain_losses(model, debug_batch).values()).backward()
+        times.append(time.perf_counter() - t0)
+    assert min(times) < 1.0, times
 
 
 def test_temperature_is_clamped_in_place() -> None:
