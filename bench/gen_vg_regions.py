@@ -6,7 +6,8 @@ Why a generator and not a committed file: the real file is ~0.7 GB. This writes 
 5,408,689 regions by default), with ~0.1% negative / out-of-image boxes like the real file.
 
 Usage: ``python bench/gen_vg_regions.py OUT_DIR [--images 108077] [--regions 5408689] [--seed 0]``
-writes ``OUT_DIR/vg/region_descriptions.json`` and ``OUT_DIR/vg/image_data.json``.
+writes ``OUT_DIR/vg/region_descriptions.json``, ``OUT_DIR/vg/image_data.json`` (sizes) and empty
+``objects.json`` / ``attributes.json``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def generate(out_dir: Path, n_images: int = 108_077, n_regions: int = 5_408_689,
         json.dump([{"width": w, "url": f"https://cs.stanford.edu/people/rak248/VG_100K/{k + 1}.jpg",
                     "height": h, "image_id": k + 1, "coco_id": None, "flickr_id": None}
                    for k, (w, h) in enumerate(sizes)], f)
+    for name in ("objects.json", "attributes.json"):  # the VG source reads them; empty here
+        (vg / name).write_text("[]", encoding="utf-8")
     return path
 
 

@@ -17,15 +17,25 @@ WITH img AS (
     WHERE image_key IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY image_key ORDER BY reason NULLS FIRST) = 1
 ),
+-- Duplicates are found with a hash aggregate first; only the (few) duplicated ids are ranked, so
+-- millions of boxes are never sorted. (file, ord) identifies a candidate row.
+dup_keys AS (
+    SELECT entity, box_id FROM cand_boxes WHERE box_id IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+),
+dups AS (
+    SELECT c.entity, c.file, c.ord,
+           row_number() OVER (PARTITION BY c.entity, c.box_id ORDER BY c.ord, c.file, c.locator) AS dup_rank
+    FROM cand_boxes AS c SEMI JOIN dup_keys AS k ON k.entity = c.entity AND k.box_id = c.box_id
+),
 b AS (
     SELECT
         b.*, img.image_key AS img_key, img.img_reason, img.iw, img.ih,
         TRY_CAST(c0 AS DOUBLE) AS v0, TRY_CAST(c1 AS DOUBLE) AS v1,
         TRY_CAST(c2 AS DOUBLE) AS v2, TRY_CAST(c3 AS DOUBLE) AS v3,
-        CASE WHEN box_id IS NULL THEN 1
-             ELSE row_number() OVER (PARTITION BY entity, box_id ORDER BY ord, file, locator) END AS dup_rank
+        coalesce(d.dup_rank, 1) AS dup_rank
     FROM cand_boxes AS b
     LEFT JOIN img ON img.image_key = b.image_key
+    LEFT JOIN dups AS d ON d.entity = b.entity AND d.file = b.file AND d.ord = b.ord
 ),
 px AS (
     SELECT

@@ -4,13 +4,20 @@
 --   unknown_image (no such image in this source), image_not_loaded (its image is quarantined).
 -- The caption text is kept as written (normalisation for the text encoder happens downstream).
 -- Grain: one row per candidate caption. Parameters: none.
-WITH c AS (
+WITH dup_keys AS (
+    SELECT caption_id FROM cand_captions WHERE caption_id IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+),
+dups AS (
+    SELECT c.file, c.ord, row_number() OVER (PARTITION BY c.caption_id ORDER BY c.ord, c.file, c.locator) AS dup_rank
+    FROM cand_captions AS c SEMI JOIN dup_keys AS k ON k.caption_id = c.caption_id
+),
+c AS (
     SELECT
         c.*,
-        CASE WHEN c.caption_id IS NULL THEN 1
-             ELSE row_number() OVER (PARTITION BY c.caption_id ORDER BY c.ord, c.file, c.locator) END AS dup_rank,
+        coalesce(d.dup_rank, 1) AS dup_rank,
         i.image_key AS img_key, i.reason AS img_reason, i.split AS img_split
     FROM cand_captions AS c
+    LEFT JOIN dups AS d ON d.file = c.file AND d.ord = c.ord
     LEFT JOIN (SELECT * FROM t_images WHERE image_key IS NOT NULL
                QUALIFY row_number() OVER (PARTITION BY image_key ORDER BY reason NULLS FIRST) = 1) AS i
         ON i.image_key = c.image_key

@@ -9,14 +9,22 @@
 --   image_size_mismatch   annotation width/height disagree with the file's header
 -- width/height: the annotation's, else the file header's. coco_id/flickr_id <= 0 (VG writes -1) -> NULL.
 -- Grain: one row per candidate image. Parameters: $check_files (BOOLEAN).
-WITH c AS (
+WITH dup_keys AS (
+    SELECT image_key FROM cand_images WHERE image_key IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+),
+dups AS (
+    SELECT c.file, c.ord, row_number() OVER (PARTITION BY c.image_key ORDER BY c.ord, c.file, c.locator) AS dup_rank
+    FROM cand_images AS c SEMI JOIN dup_keys AS k ON k.image_key = c.image_key
+),
+c AS (
     SELECT
         c.*,
         TRY_CAST(c.width AS DOUBLE) AS w_num,
         TRY_CAST(c.height AS DOUBLE) AS h_num,
-        row_number() OVER (PARTITION BY c.image_key ORDER BY c.ord, c.file, c.locator) AS dup_rank,
+        coalesce(d.dup_rank, 1) AS dup_rank,
         k.status, k.file_width, k.file_height
     FROM cand_images AS c
+    LEFT JOIN dups AS d ON d.file = c.file AND d.ord = c.ord
     LEFT JOIN image_checks AS k ON k.image_key = c.image_key
 ),
 r AS (

@@ -5,8 +5,11 @@
 -- Grain: one row per accepted line; box_id = '<ImageID>#<line>' (the CSV has no box id).
 -- Parameters: $file, $source.
 WITH rej AS (
-    SELECT line - 1 - row_number() OVER (ORDER BY line) AS acc_before, row_number() OVER (ORDER BY line) AS j
-    FROM (SELECT DISTINCT line FROM reject_errors)
+    -- consecutive rejected lines share acc_before: keep the largest j (all of them precede the row)
+    SELECT acc_before, max(j) AS j FROM (
+        SELECT line - 1 - row_number() OVER (ORDER BY line) AS acc_before, row_number() OVER (ORDER BY line) AS j
+        FROM (SELECT DISTINCT line FROM reject_errors)
+    ) GROUP BY acc_before
 ),
 b AS (
     SELECT acc.*, acc."ordinality" + 1 + coalesce(rej.j, 0) AS line

@@ -2,4 +2,3 @@
 SELECT image_key, source, split, caption_id, caption
 FROM t_captions
 WHERE reason IS NULL
-ORDER BY image_key, caption_id

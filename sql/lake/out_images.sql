@@ -6,4 +6,3 @@
 SELECT image_key, source, split, path, tar_key, url, width, height, coco_id, flickr_id, sha256, source_id
 FROM t_images
 WHERE reason IS NULL
-ORDER BY image_key

@@ -4,4 +4,3 @@
 SELECT image_key, source, box_id AS object_id, x, y, w, h, label, attributes, is_group, flags, clipped
 FROM t_boxes
 WHERE reason IS NULL AND entity = 'objects'
-ORDER BY image_key, object_id

@@ -3,4 +3,3 @@
 SELECT image_key, source, TRY_CAST(box_id AS BIGINT) AS region_id, x, y, w, h, label AS phrase, clipped
 FROM t_boxes
 WHERE reason IS NULL AND entity = 'regions'
-ORDER BY image_key, region_id

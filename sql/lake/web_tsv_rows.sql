@@ -4,8 +4,11 @@
 -- Grain: one row per accepted line.
 -- Parameters: $layout ('caption_url' | 'url_caption').
 WITH rej AS (
-    SELECT line - row_number() OVER (ORDER BY line) AS acc_before, row_number() OVER (ORDER BY line) AS j
-    FROM (SELECT DISTINCT line FROM reject_errors)
+    -- consecutive rejected lines share acc_before: keep the largest j (all of them precede the row)
+    SELECT acc_before, max(j) AS j FROM (
+        SELECT line - row_number() OVER (ORDER BY line) AS acc_before, row_number() OVER (ORDER BY line) AS j
+        FROM (SELECT DISTINCT line FROM reject_errors)
+    ) GROUP BY acc_before
 )
 SELECT
     acc.n + coalesce(rej.j, 0) AS line,

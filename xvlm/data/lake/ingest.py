@@ -13,7 +13,9 @@ loaded + quarantined for every entity before anything is written (a mismatch is 
 
 from __future__ import annotations
 
+import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_sourc
 _CANDIDATES = {"cand_images": "empty_images", "cand_captions": "empty_captions", "cand_boxes": "empty_boxes",
                "cand_splits": "empty_splits", "cand_rejects": "empty_rejects",
                "image_checks": "empty_image_checks"}
+# Candidate tables that can hold millions of rows: staged as Parquet on disk (bounded memory).
+_STAGED = {"cand_images", "cand_captions", "cand_boxes", "cand_splits"}
 _OUT_SQL = {"images": "out_images", "captions": "out_captions", "regions": "out_regions",
             "objects": "out_objects", "splits": "out_splits", "quarantine": "out_quarantine"}
 
@@ -73,10 +77,14 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
         return {**m.get("stats", {}), "skipped": True}
     t0 = time.perf_counter()
     (cfg.out / "_tmp").mkdir(parents=True, exist_ok=True)
-    run = SqlRunner.open(cfg.memory_limit, cfg.threads, cfg.out / "_tmp")
+    stage = cfg.out / "_tmp" / f"stage-{source}-{uuid.uuid4().hex}"
+    run = SqlRunner.open(cfg.memory_limit, cfg.threads, cfg.out / "_tmp", stage_dir=stage)
     try:
         for table, sql in _CANDIDATES.items():
-            run.create(table, sql)
+            if table in _STAGED:
+                run.stage(table, sql)
+            else:
+                run.create(table, sql)
         PARSERS[source](run, cfg, paths)
         inp = source_inputs(cfg, source)
         check = inp.check_files and cfg.check_images
@@ -85,10 +93,10 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
             run.con.register("image_checks_arrow", check_images(cfg.raw_root, rows))
             run.con.execute("INSERT INTO image_checks SELECT * FROM image_checks_arrow")
             run.con.unregister("image_checks_arrow")
-        run.create("t_images", "final_images", check_files=check)
-        run.create("t_captions", "final_captions")
-        run.create("t_boxes", "final_boxes", min_kept_fraction=cfg.min_kept_fraction)
-        run.create("t_splits", "final_splits")
+        run.stage("t_images", "final_images", check_files=check)
+        run.stage("t_captions", "final_captions")
+        run.stage("t_boxes", "final_boxes", min_kept_fraction=cfg.min_kept_fraction)
+        run.stage("t_splits", "final_splits")
         entities = _stats(run, source)
         stats = {"source": source, "fingerprint": fingerprint, "skipped": False, "entities": entities,
                  "seconds": round(time.perf_counter() - t0, 3)}
@@ -100,6 +108,7 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
         return stats
     finally:
         run.close()
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def ingest_lake(cfg: IngestConfig, sources: list[str] | None = None, force: bool = False,

@@ -53,19 +53,22 @@ class SqlRunner:
     as :class:`LakeInputError` naming that file.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str = "lake") -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str = "lake", stage_dir: Path | None = None) -> None:
         self.con = con
         self.prefix = prefix
+        self.stage_dir = stage_dir
+        self._staged: dict[str, tuple[Path, list[tuple[str, str]]]] = {}
 
     @classmethod
-    def open(cls, memory_limit: str = "2GB", threads: int = 2, temp_dir: Path | None = None) -> SqlRunner:
+    def open(cls, memory_limit: str = "2GB", threads: int = 2, temp_dir: Path | None = None,
+             stage_dir: Path | None = None) -> SqlRunner:
         con = duckdb.connect(":memory:")
         con.execute("SET memory_limit = $m", {"m": memory_limit})
         con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
         if temp_dir is not None:
             con.execute("SET temp_directory = $t", {"t": str(temp_dir)})
-        return cls(con)
+        return cls(con, stage_dir=stage_dir)
 
     def _bind(self, name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         full = f"{self.prefix}/{name}" if self.prefix else name
@@ -80,6 +83,8 @@ class SqlRunner:
         if file is not None:
             params = {**params, "file": str(file)}
         sql, bound = self._bind(name, params)
+        if "stage_path" in params:
+            bound["stage_path"] = params["stage_path"]
         try:
             return self.con.execute(wrapper.replace("{q}", sql), bound)
         except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
@@ -96,8 +101,34 @@ class SqlRunner:
         return self.count(t)
 
     def insert(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> None:
-        """``INSERT INTO table BY NAME <query>`` (the query may return the columns in any order)."""
-        self._run(name, f"INSERT INTO {_ident(table)} BY NAME {{q}}", params, file)
+        """Append a query's rows to ``table`` (columns matched by name, cast to the table's types).
+
+        For an in-memory table: ``INSERT INTO table BY NAME``; for a staged table: one more Parquet part.
+        """
+        if table not in self._staged:
+            self._run(name, f"INSERT INTO {_ident(table)} BY NAME {{q}}", params, file)
+            return
+        d, schema = self._staged[table]
+        cols = ", ".join(f'CAST("{c}" AS {ty}) AS "{c}"' for c, ty in schema)
+        part = d / f"part-{len(list(d.glob('part-*.parquet')))}.parquet"
+        self._run(name, f"COPY (SELECT {cols} FROM ({{q}})) TO $stage_path (FORMAT parquet)",  # noqa: S608
+                  {**params, "stage_path": str(part)}, file)
+
+    def stage(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> int:
+        """Like :meth:`create`, but the rows go to Parquet under ``stage_dir`` and ``table`` becomes a
+        view over them: big intermediate tables (millions of boxes) stream to disk instead of memory."""
+        if self.stage_dir is None:
+            return self.create(table, name, file, **params)
+        t = _ident(table)
+        d = self.stage_dir / t
+        d.mkdir(parents=True, exist_ok=False)
+        self._run(name, "COPY ({q}) TO $stage_path (FORMAT parquet)", {**params, "stage_path": str(d / "part-0.parquet")},
+                  file)
+        glob = str(d / "part-*.parquet").replace("'", "''")
+        # DDL cannot bind parameters: t is a checked identifier and the path is quoted above.
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")  # noqa: S608
+        self._staged[t] = (d, [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {t}").fetchall()])
+        return self.count(t)
 
     def copy_parquet(self, name: str, path: Path, **params: Any) -> None:
         """``COPY (<query>) TO path`` as one zstd Parquet file."""
@@ -111,7 +142,7 @@ class SqlRunner:
         return self.con.execute(sql, bound).fetchall()
 
     def count(self, table: str) -> int:
-        return int(self.con.execute(f"SELECT count(*) FROM {_ident(table)}").fetchone()[0])  # noqa: S608
+        return int(self.con.execute(f"SELECT count(*) FROM {_ident(table)}").fetchall()[0][0])  # noqa: S608
 
     def close(self) -> None:
         self.con.close()

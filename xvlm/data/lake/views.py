@@ -25,23 +25,52 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _view_ddl(out: Path, tables: list[str]) -> list[str]:
+    ddl = []
+    for t in tables:
+        glob = str(out / t / "source=*" / PART_FILE)
+        # DDL cannot bind parameters: t is one of TABLES and the path is quoted by _lit.
+        ddl.append(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({_lit(glob)}, hive_partitioning = false);")  # noqa: S608
+    if "quarantine" in tables:
+        ddl.append("CREATE VIEW quarantine_summary AS SELECT source, entity, reason, count(*) AS n "
+                   "FROM quarantine GROUP BY ALL ORDER BY ALL;")
+    return ddl
+
+
+def _existing_ddl(db: Path) -> list[str] | None:
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return [r[0] for r in con.execute("SELECT ddl FROM _lake_views ORDER BY i").fetchall()]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
 def write_lake_db(out: Path) -> Path | None:
-    """(Re)write ``out/lake.duckdb`` with one view per table plus ``quarantine_summary``; None if empty."""
+    """(Re)write ``out/lake.duckdb`` with one view per table plus ``quarantine_summary``; None if empty.
+
+    Left untouched when it already holds exactly these views (a no-op rerun rewrites nothing).
+    """
     out = Path(out).resolve()
     tables = [t for t in TABLES if any((out / t).glob(f"source=*/{PART_FILE}"))]
     if not tables:
         return None
     final = out / LAKE_DB
+    ddl = _view_ddl(out, tables)
+    if final.is_file() and _existing_ddl(final) == ddl:
+        return final
     tmp = out / f".{LAKE_DB}.{uuid.uuid4().hex}.tmp"
     con = duckdb.connect(str(tmp))
     try:
-        for t in tables:
-            glob = str(out / t / "source=*" / PART_FILE)
-            # DDL cannot bind parameters: t is one of TABLES and the path is quoted by _lit.
-            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({_lit(glob)}, hive_partitioning = false)")  # noqa: S608
-        if "quarantine" in tables:
-            con.execute("CREATE VIEW quarantine_summary AS SELECT source, entity, reason, count(*) AS n "
-                        "FROM quarantine GROUP BY ALL ORDER BY ALL")
+        for stmt in ddl:
+            con.execute(stmt)
+        # The DDL as written, to recognise an up-to-date database on the next run.
+        con.execute("CREATE TABLE _lake_views AS SELECT unnest($d) AS ddl, unnest(range(len($d))) AS i",
+                    {"d": ddl})
     finally:
         con.close()
     os.replace(tmp, final)

@@ -1,0 +1,104 @@
+"""Benchmark: our VG ingest vs ``json.load`` + pyarrow on a VG-scale ``region_descriptions.json``.
+
+Both sides run in the same invocation, each in its own subprocess so its peak RSS (``ru_maxrss`` of
+that child, from ``os.wait4``) is its own:
+
+- ``lake``: ``xvlm.data.lake.ingest_source(cfg, "vg")`` - DuckDB streams the top-level array, applies
+  the box rule and quarantine, and writes the Parquet partitions (images + regions + quarantine ...).
+  Image-file checks are off (the generator writes no JPEGs; sizes come from image_data.json).
+- ``baseline``: ``json.load`` of the same file, then the same regions columns as an Arrow table
+  (``pa.table``), written to Parquet with ``pq.write_table``. No box rule, no quarantine: the baseline
+  does strictly less work.
+
+Usage: ``python bench/gen_vg_regions.py bench/out/vg_full`` then
+``python bench/ingest_vg_regions.py bench/out/vg_full [--repeat 1]``. Prints a Markdown table row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_lake(raw: Path, out: Path) -> dict:
+    from xvlm.data.lake import IngestConfig, ingest_source
+
+    cfg = IngestConfig(raw_root=raw, out=out, check_images=False)
+    t0 = time.perf_counter()
+    stats = ingest_source(cfg, "vg", force=True)
+    return {"seconds": time.perf_counter() - t0, "regions_loaded": stats["entities"]["regions"]["loaded"],
+            "regions_in": stats["entities"]["regions"]["rows_in"]}
+
+
+def run_baseline(raw: Path, out: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t0 = time.perf_counter()
+    with open(raw / "vg" / "region_descriptions.json", encoding="utf-8") as f:
+        data = json.load(f)
+    cols: dict[str, list] = {k: [] for k in ("image_key", "region_id", "x", "y", "w", "h", "phrase")}
+    for img in data:
+        key = f"vg_{img['id']}"
+        for r in img["regions"]:
+            cols["image_key"].append(key)
+            cols["region_id"].append(r["region_id"])
+            cols["x"].append(float(r["x"]))
+            cols["y"].append(float(r["y"]))
+            cols["w"].append(float(r["width"]))
+            cols["h"].append(float(r["height"]))
+            cols["phrase"].append(r["phrase"])
+    table = pa.table(cols)
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out / "regions.parquet", compression="zstd")
+    return {"seconds": time.perf_counter() - t0, "regions_in": table.num_rows}
+
+
+def _child(side: str, raw: Path, out: Path) -> dict:
+    """Run one side in a fresh interpreter; returns its result plus its own peak RSS in MiB."""
+    shutil.rmtree(out, ignore_errors=True)
+    proc = subprocess.Popen([sys.executable, __file__, "--child", side, str(raw), str(out)],
+                            stdout=subprocess.PIPE, text=True)
+    stdout = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{side} failed with status {status}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="VG regions ingest benchmark (lake vs json.load + pyarrow).")
+    ap.add_argument("raw", type=Path, nargs="?", help="directory written by bench/gen_vg_regions.py")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/ingest"))
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        side, raw, out = a.child
+        fn = run_lake if side == "lake" else run_baseline
+        print(json.dumps(fn(Path(raw), Path(out))))
+        return
+    size = (a.raw / "vg" / "region_descriptions.json").stat().st_size
+    for _ in range(a.repeat):
+        base = _child("baseline", a.raw, a.out / "baseline")
+        lake = _child("lake", a.raw, a.out / "lake")
+        assert lake["regions_in"] == base["regions_in"], (lake, base)
+        speed = base["seconds"] / lake["seconds"]
+        mem = lake["peak_rss_mib"] / base["peak_rss_mib"]
+        print(json.dumps({"file_bytes": size, "regions": base["regions_in"], "baseline": base, "lake": lake,
+                          "speedup": round(speed, 2), "memory_ratio": round(mem, 3)}))
+        print(f"| {size / 1e9:.2f} GB, {base['regions_in']:,} regions | baseline {base['seconds']:.1f} s, "
+              f"{base['peak_rss_mib']:.0f} MiB | lake {lake['seconds']:.1f} s, {lake['peak_rss_mib']:.0f} MiB | "
+              f"{speed:.2f}x faster | {mem:.3f} of the memory |")
+
+
+if __name__ == "__main__":
+    main()

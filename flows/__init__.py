@@ -1,0 +1,1 @@
+"""Prefect flows: thin, typed wrappers around ``xvlm`` (which never imports Prefect)."""
