@@ -29,7 +29,9 @@ else
     rm -rf "$target"
     mkdir -p "$VENV_CACHE"
     "$PYTHON" -m venv "$target"
-    "$target/bin/pip" install --quiet --disable-pip-version-check $TORCH_PINS -e ".[$EXTRAS]" setuptools wheel
+    # (the filter drops pip's notes about optional local wheel folders that this machine lacks)
+    "$target/bin/pip" install --quiet --disable-pip-version-check $TORCH_PINS -e ".[$EXTRAS]" setuptools wheel \
+      2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     touch "$target/$stamp_name"
     echo "env: built in $(( $(date +%s) - start )) s, $(du -sh "$target" | cut -f1)"
   else
@@ -47,5 +49,6 @@ here=$(pwd -P)
 where=$(cd / && "$here/.venv/bin/python" -c 'import os, xvlm; print(os.path.dirname(os.path.dirname(os.path.realpath(xvlm.__file__))))' 2>/dev/null || true)
 if [ "$where" != "$here" ]; then
   echo "env: pointing the editable install at $here"
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 fi
