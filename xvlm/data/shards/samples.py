@@ -1,0 +1,184 @@
+"""Lake -> samples: the ``sql/samples`` queries, run in order on one DuckDB connection.
+
+Steps (each a file in ``sql/samples``; their tables stay in the connection for the next step):
+
+1. ``selected_images``  images of the recipe's sources            -> probe (Python: bytes, sha256, decode)
+2. ``image_outcomes``   unreadable / leak / dedup, canonical key   (probe joined in)
+3. ``caption_candidates``, ``concept_candidates``  texts moved to canonical samples, drops with reasons
+4. ``sample_rows`` -> ``samples`` (with shard ids), ``removed``, ``dropped_texts``, ``text_counts``
+
+Output (in ``out``): ``samples.parquet``, ``removed.parquet``, ``dropped_texts.parquet`` and
+``samples.json`` (stats + plan), written last and atomically: its presence means the step is done.
+Row invariants are checked before anything is written (images in = samples + removed; texts in =
+kept + dropped), so a counting bug raises instead of losing rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from xvlm.data.lake.sqlrun import SqlRunner
+from xvlm.data.shards.images import probe_images
+from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
+
+LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
+PLAN_FILE = "samples.json"
+
+
+def lake_parts(lake_root: Path, table: str, sources: list[str] | None) -> list[str]:
+    """Parquet files of ``table`` for ``sources`` (None: all), as ``<table>/source=<s>/*.parquet``."""
+    root = lake_root / table
+    dirs = sorted(root.glob("source=*")) if sources is None else [root / f"source={s}" for s in sources]
+    return [str(f) for d in dirs for f in sorted(d.glob("*.parquet"))]
+
+
+def lake_fingerprints(lake_root: Path, sources: list[str]) -> dict[str, str]:
+    """Per source read: the ingest's content fingerprint (``_manifest``), else a hash of the files."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    for s in sorted(set(sources)):
+        m = lake_root / "_manifest" / f"{s}.json"
+        if m.is_file():
+            out[s] = json.loads(m.read_text(encoding="utf-8")).get("fingerprint", "")
+            continue
+        h = hashlib.sha256()
+        for t in LAKE_TABLES:
+            for f in lake_parts(lake_root, t, [s]):
+                h.update(f.encode())
+                h.update(Path(f).read_bytes())
+        out[s] = h.hexdigest()
+    return out
+
+
+def _split_sources(lake_root: Path) -> list[str]:
+    return sorted(d.name.split("=", 1)[1] for d in (lake_root / "splits").glob("source=*"))
+
+
+def _create_lake_views(con: duckdb.DuckDBPyConnection, lake_root: Path, sources: list[str]) -> None:
+    """Temp views ``l_<table>`` over the lake partitions read (``splits``: every source)."""
+    for t in LAKE_TABLES:
+        files = lake_parts(lake_root, t, None if t == "splits" else sources)
+        if not files:
+            raise FileNotFoundError(f"{lake_root / t}: no Parquet partition for sources {sources}; "
+                                    "run the lake ingest first")
+        # DDL cannot bind parameters: the file list is written as quoted literals (quotes doubled).
+        lits = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW l_{t} AS "  # noqa: S608
+                    f"SELECT * FROM read_parquet([{lits}], union_by_name = true)")
+
+
+def _atomic_copy(run: SqlRunner, name: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    run.con.execute(f"COPY (SELECT * FROM {name}) TO $p (FORMAT parquet, COMPRESSION zstd)",  # noqa: S608
+                    {"p": str(tmp)})
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_plan(out: Path) -> dict[str, Any] | None:
+    p = Path(out) / PLAN_FILE
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+
+def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, recipe: Recipe,
+                  workers: int = 4, memory_limit: str = "2GB", force: bool = False) -> dict[str, Any]:
+    """Write the samples of ``recipe`` into ``out``; returns the plan (stats, n_shards, build id).
+
+    A no-op when ``out/samples.json`` exists with the same build id (unless ``force``).
+    """
+    lake_root, raw_root, out = Path(lake_root).resolve(), Path(raw_root).resolve(), Path(out)
+    sources = list(recipe.sources)
+    bid = build_id(recipe, lake_fingerprints(lake_root, sources))
+    plan = read_plan(out)
+    if plan is not None and plan.get("build_id") == bid and not force:
+        return plan
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PLAN_FILE).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    run = SqlRunner.open(memory_limit, 2, out)
+    run.prefix = "samples"
+    try:
+        _create_lake_views(run.con, lake_root, sources)
+        n_sel = run.create("sel_images", "selected_images", sources=sources)
+        rows = run.con.execute("SELECT image_key, path, tar_key, width, height FROM sel_images "
+                               "ORDER BY path, tar_key").fetchall()
+        probe = probe_images(raw_root, rows, workers=workers)
+        run.con.register("probe", probe)
+        run.create("outcomes", "image_outcomes", leak_pairs=recipe.leak_pairs)
+        run.create("caption_cands", "caption_candidates", max_captions=recipe.max_captions_per_image)
+        run.create("concept_cands", "concept_candidates", include_groups=recipe.include_groups,
+                   max_concepts=recipe.max_concepts_per_image)
+        run.create("sample_rows", "sample_rows")
+        n_samples = run.con.execute("SELECT count(*) FROM sample_rows "
+                                    "WHERE n_captions + n_concepts > 0").fetchone()[0]
+        n_shards = max(1, math.ceil(n_samples / recipe.shard_size))
+        run.create("samples", "samples", n_shards=n_shards, seed=recipe.seed)
+        n_removed = run.create("removed", "removed")
+        run.create("dropped_texts", "dropped_texts")
+        stats = _stats(run, recipe, n_sel, n_samples, n_removed)
+        for t in ("samples", "removed", "dropped_texts"):
+            _atomic_copy(run, t, out / f"{t}.parquet")
+        sizes = dict(run.con.execute("SELECT shard, count(*) FROM samples GROUP BY shard").fetchall())
+    finally:
+        run.close()
+    plan = {
+        "recipe": recipe.to_dict(), "recipe_hash": recipe_hash(recipe), "build_id": bid,
+        "lake_root": str(lake_root), "raw_root": str(raw_root), "n_shards": n_shards,
+        "shard_sizes": [int(sizes.get(i, 0)) for i in range(n_shards)],
+        "stats": stats, "seconds": round(time.perf_counter() - t0, 3),
+    }
+    write_json_atomic(out / PLAN_FILE, plan)
+    return plan
+
+
+def _stats(run: SqlRunner, recipe: Recipe, n_sel: int, n_samples: int, n_removed: int) -> dict[str, Any]:
+    """Counts for the stats record, with the invariants checked (a mismatch is a bug: it raises)."""
+    con = run.con
+    if n_sel != n_samples + n_removed:
+        raise AssertionError(f"images: {n_sel} selected != {n_samples} samples + {n_removed} removed")
+    removed = {r: int(n) for r, n in con.execute(
+        "SELECT reason, count(*) FROM removed GROUP BY reason ORDER BY reason").fetchall()}
+    by_source: dict[str, dict[str, int]] = {}
+    for s, r, n in con.execute("SELECT source, reason, count(*) FROM removed GROUP BY ALL ORDER BY ALL").fetchall():
+        by_source.setdefault(s, {})[r] = int(n)
+    texts: dict[str, dict[str, dict[str, int]]] = {}
+    for entity, source, reason, n in run.query("text_counts"):
+        texts.setdefault(entity, {}).setdefault(source, {})[reason or "kept"] = int(n)
+    for entity, table in (("captions", "l_captions"), ("concepts", None)):
+        if table:
+            n_in = con.execute("SELECT count(*) FROM l_captions WHERE image_key IN "
+                               "(SELECT image_key FROM sel_images)").fetchone()[0]
+        else:
+            n_in = con.execute("SELECT (SELECT count(*) FROM l_regions WHERE image_key IN "
+                               "(SELECT image_key FROM sel_images)) + (SELECT count(*) FROM l_objects "
+                               "WHERE image_key IN (SELECT image_key FROM sel_images))").fetchone()[0]
+        n_out = sum(n for per in texts.get(entity, {}).values() for n in per.values())
+        if n_in != n_out:
+            raise AssertionError(f"{entity}: {n_in} rows in != {n_out} kept + dropped")
+    leak_lists = {p: int(n) for p, n in con.execute(
+        "SELECT dataset || '/' || split, count(*) FROM l_splits "
+        "WHERE list_contains($p, dataset || '/' || split) GROUP BY ALL ORDER BY ALL",
+        {"p": recipe.leak_pairs}).fetchall()}
+    kept = con.execute("SELECT sum(n_captions), sum(n_concepts) FROM samples").fetchone()
+    return {
+        "images_selected": n_sel, "samples": n_samples, "removed": removed,
+        "removed_by_source": by_source, "leaks_removed": removed.get("leak", 0),
+        "leak_lists_found": leak_lists,
+        "leak_lists_missing": [p for p in recipe.leak_pairs if p not in leak_lists],
+        "texts": texts, "captions_kept": int(kept[0] or 0), "concepts_kept": int(kept[1] or 0),
+    }

@@ -1,0 +1,57 @@
+"""Views over a shard build in ``lake.duckdb``, next to the lake's own views.
+
+``write_shard_views(lake_db, build)`` adds (``CREATE OR REPLACE``) these views, by absolute path to
+the build's Parquet files, so the newest finalized build is what they show:
+
+- ``samples``          one row per sample (captions list, concepts list of structs, shard)
+- ``sample_captions``  one row per (sample, caption);  ``sample_concepts`` one row per (sample, concept)
+- ``manifest``         one row per written sample: shard, key, tar, byte offsets/sizes, counts, sha256
+- ``samples_removed``  images that became no sample, with reason (leak, duplicate_*, unreadable, no_text)
+- ``samples_dropped_texts``  captions/boxes not kept, with reason;  ``shard_quarantine`` write-time drops
+
+The lake ingest rewrites ``lake.duckdb`` from scratch, which drops these views: call this again
+after an ingest (the demo does it after every shard build).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+VIEWS: dict[str, str] = {
+    "samples": "SELECT * FROM read_parquet({samples})",
+    "sample_captions": ("SELECT s.shard, s.image_key, s.source, c.caption, c.i AS caption_index "
+                        "FROM read_parquet({samples}) AS s, "
+                        "unnest(list_transform(s.captions, lambda t, i: {{'caption': t, 'i': i}})) AS u(c)"),
+    "sample_concepts": ("SELECT s.shard, s.image_key, s.width, s.height, c.kind, c.text, c.attributes, "
+                        "c.x, c.y, c.w, c.h, c.source FROM read_parquet({samples}) AS s, "
+                        "unnest(s.concepts) AS u(c)"),
+    "manifest": "SELECT * FROM read_parquet({manifest})",
+    "samples_removed": "SELECT * FROM read_parquet({removed})",
+    "samples_dropped_texts": "SELECT * FROM read_parquet({dropped})",
+    "shard_quarantine": "SELECT * FROM read_parquet({quarantine})",
+}
+
+
+def _lit(s: str) -> str:
+    """A SQL string literal (DDL cannot bind parameters); quotes are doubled."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def write_shard_views(lake_db: str | Path, build: str | Path) -> list[str]:
+    """Add the shard views for the finalized build folder ``build`` to ``lake_db``; returns their names."""
+    build = Path(build).resolve()
+    files = {"samples": build / "samples.parquet", "manifest": build / "manifest.parquet",
+             "removed": build / "removed.parquet", "dropped": build / "dropped_texts.parquet",
+             "quarantine": build / "quarantine.parquet"}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: build not finalized; run the shard build first")
+    con = duckdb.connect(str(lake_db))
+    try:
+        for name, body in VIEWS.items():
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS " + body.format(**{k: _lit(str(v)) for k, v in files.items()}))
+    finally:
+        con.close()
+    return list(VIEWS)

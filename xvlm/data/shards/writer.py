@@ -1,0 +1,208 @@
+"""One webdataset shard: ``{recipe}-{shard:06d}.tar`` + its manifest part + its stats file (written last).
+
+Byte-identical reruns: samples are written in key order; every tar member has fixed metadata
+(mtime 0, uid/gid 0, empty user/group names, mode 0444, ustar format) via webdataset's ``TarWriter``;
+the JSON is ``sort_keys`` with fixed separators and boxes rounded to 1/1000 px; the manifest part is
+written by pyarrow without statistics-dependent options. So the bytes depend only on the samples and
+the image bytes.
+
+Crash safety: the tar and the manifest part are written to temp names and renamed; the stats file is
+renamed into place last, so "stats file exists" <=> "shard complete" (:func:`shard_done`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import tarfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset as wds
+
+from xvlm.data.shards.images import ImageReader, ImageReadError, ImageRef, resize_jpeg
+
+SHARD_DIR = "shards"
+MANIFEST_SCHEMA = pa.schema([
+    ("shard", pa.int32()), ("key", pa.string()), ("tar", pa.string()),
+    ("jpg_offset", pa.int64()), ("jpg_size", pa.int64()),
+    ("json_offset", pa.int64()), ("json_size", pa.int64()),
+    ("n_captions", pa.int32()), ("n_concepts", pa.int32()), ("n_regions", pa.int32()),
+    ("n_objects", pa.int32()), ("source", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
+    ("sha256", pa.string()),
+])
+# Env hook for the kill-and-resume tests: "<shard>:<point>" SIGKILLs this process at that point.
+CRASH_ENV = "XVLM_SHARDS_CRASH_AT"
+
+
+def shard_name(recipe: str, shard: int) -> str:
+    return f"{recipe}-{shard:06d}"
+
+
+def shard_paths(out: Path, recipe: str, shard: int) -> dict[str, Path]:
+    base = Path(out) / SHARD_DIR / shard_name(recipe, shard)
+    return {"tar": base.with_name(base.name + ".tar"),
+            "manifest": base.with_name(base.name + ".manifest.parquet"),
+            "stats": base.with_name(base.name + ".stats.json")}
+
+
+def shard_done(out: Path, recipe: str, shard: int) -> bool:
+    """A shard is done only when its stats file exists (it is written last, atomically)."""
+    return shard_paths(out, recipe, shard)["stats"].is_file()
+
+
+def _crash_point(shard: int, point: str) -> None:
+    if os.environ.get(CRASH_ENV) == f"{shard}:{point}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def sample_json(row: dict[str, Any], width: int, height: int) -> bytes:
+    """``key.json``: captions, concepts with boxes in the stored image's pixel frame, size, source."""
+    sx, sy = width / row["width"], height / row["height"]
+    concepts = []
+    for c in row["concepts"]:
+        # Rescale to the stored frame, clip to it (float error only: the lake already clipped).
+        x0, y0 = max(0.0, c["x"] * sx), max(0.0, c["y"] * sy)
+        x1, y1 = min(float(width), (c["x"] + c["w"]) * sx), min(float(height), (c["y"] + c["h"]) * sy)
+        concepts.append({"kind": c["kind"], "text": c["text"], "attributes": list(c["attributes"] or []),
+                         "box": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
+                         "source": c["source"]})
+    doc = {"key": row["image_key"], "source": row["source"], "sources": list(row["sources"]),
+           "captions": list(row["captions"]), "concepts": concepts, "width": width, "height": height,
+           "coco_id": row["coco_id"], "merged_keys": list(row["merged_keys"])}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def read_shard_rows(out: Path, shard: int) -> list[dict[str, Any]]:
+    """The shard's samples in key order (the file is sorted by shard, key: row groups are skipped)."""
+    t = pq.read_table(Path(out) / "samples.parquet", filters=[("shard", "=", shard)])
+    return t.sort_by("image_key").to_pylist()
+
+
+def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: ImageReader | None = None
+                ) -> dict[str, Any]:
+    """Write shard ``shard`` of the build in ``out`` (plan = ``samples.json``); returns its stats.
+
+    Already-done shards are not rewritten (returns the stored stats). An image missing or changed
+    since the probe is quarantined in the stats (reason) and not written.
+    """
+    out = Path(out)
+    recipe = plan["recipe"]
+    name = recipe["name"]
+    paths = shard_paths(out, name, shard)
+    if paths["stats"].is_file():
+        return json.loads(paths["stats"].read_text(encoding="utf-8"))
+    paths["tar"].parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    own_reader = reader is None
+    reader = reader or ImageReader(plan["raw_root"])
+    resize, quality = recipe.get("resize_max_side"), int(recipe.get("jpeg_quality", 90))
+    rows = read_shard_rows(out, shard)
+    quarantine: list[dict[str, str]] = []
+    written: list[tuple[dict[str, Any], bytes, int, int, str]] = []
+    tmp_tar = _tmp(paths["tar"])
+    try:
+        with open(tmp_tar, "wb") as f:
+            tw = wds.TarWriter(f, user="", group="", mode=0o444, mtime=0, encoder=False,
+                               format=tarfile.USTAR_FORMAT)
+            tw.tarstream.errorlevel = 2
+            for i, row in enumerate(rows):
+                if i == len(rows) // 2:
+                    _crash_point(shard, "mid_tar")
+                try:
+                    data = reader.read(ImageRef(row["image_key"], row["path"], row["tar_key"]))
+                except ImageReadError as exc:
+                    quarantine.append({"key": row["image_key"], "reason": exc.reason, "detail": str(exc)})
+                    continue
+                if hashlib.sha256(data).hexdigest() != row["sha256"]:
+                    quarantine.append({"key": row["image_key"], "reason": "changed_since_probe",
+                                       "detail": f"{row['path']}: bytes differ from the probe's sha256"})
+                    continue
+                w, h = row["width"], row["height"]
+                if resize is not None:
+                    data, w, h = resize_jpeg(data, int(resize), quality)
+                js = sample_json(row, w, h)
+                tw.write({"__key__": row["image_key"], "jpg": data, "json": js})
+                written.append((row, data, w, h, hashlib.sha256(data).hexdigest()))
+            tw.close()
+        with tarfile.open(tmp_tar, "r:") as tf:
+            members = {m.name: m for m in tf.getmembers()}
+        manifest = _manifest_table(shard, paths["tar"].name, written, members)
+        tmp_man = _tmp(paths["manifest"])
+        pq.write_table(manifest, tmp_man, compression="zstd", write_statistics=False)
+        os.replace(tmp_tar, paths["tar"])
+        os.replace(tmp_man, paths["manifest"])
+    finally:
+        tmp_tar.unlink(missing_ok=True)
+        if own_reader:
+            reader.close()
+    _crash_point(shard, "before_stats")
+    stats = _shard_stats(shard, paths["tar"], written, quarantine, len(rows))
+    tmp_stats = _tmp(paths["stats"])
+    tmp_stats.write_text(json.dumps(stats, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp_stats, paths["stats"])
+    _crash_point(shard, "after_stats")
+    stats = {**stats, "seconds": round(time.perf_counter() - t0, 3)}
+    return stats
+
+
+def _manifest_table(shard: int, tar_name: str, written: list, members: dict[str, tarfile.TarInfo]) -> pa.Table:
+    cols: dict[str, list] = {f.name: [] for f in MANIFEST_SCHEMA}
+    for row, _data, w, h, sha in written:
+        key = row["image_key"]
+        jm, sm = members[f"{key}.jpg"], members[f"{key}.json"]
+        kinds = [c["kind"] for c in row["concepts"]]
+        for k, v in (("shard", shard), ("key", key), ("tar", tar_name), ("jpg_offset", jm.offset_data),
+                     ("jpg_size", jm.size), ("json_offset", sm.offset_data), ("json_size", sm.size),
+                     ("n_captions", len(row["captions"])), ("n_concepts", len(kinds)),
+                     ("n_regions", kinds.count("region")), ("n_objects", kinds.count("object")),
+                     ("source", row["source"]), ("width", w), ("height", h), ("sha256", sha)):
+            cols[k].append(v)
+    return pa.table(cols, schema=MANIFEST_SCHEMA)
+
+
+def _shard_stats(shard: int, tar: Path, written: list, quarantine: list[dict[str, str]], n_rows: int
+                 ) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(tar, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    by_source: dict[str, dict[str, int]] = {}
+    for row, *_ in written:
+        s = by_source.setdefault(row["source"], {"samples": 0, "captions": 0, "regions": 0, "objects": 0})
+        s["samples"] += 1
+        s["captions"] += len(row["captions"])
+        for c in row["concepts"]:
+            s["regions" if c["kind"] == "region" else "objects"] += 1
+    if n_rows != len(written) + len(quarantine):
+        raise AssertionError(f"shard {shard}: {n_rows} rows != {len(written)} written + {len(quarantine)} quarantined")
+    return {"shard": shard, "tar": tar.name, "tar_bytes": tar.stat().st_size, "tar_sha256": h.hexdigest(),
+            "samples_in": n_rows, "samples_written": len(written), "quarantined": quarantine,
+            "image_bytes": sum(len(d) for _, d, *_ in written), "by_source": by_source}
+
+
+def read_tar_members(tar: Path) -> list[tuple[str, int, int]]:
+    """``(name, data offset, size)`` of every member (headers only; for the manifest audit)."""
+    with tarfile.open(tar, "r:") as tf:
+        return [(m.name, m.offset_data, m.size) for m in tf.getmembers()]
+
+
+def read_member(tar: Path, offset: int, size: int) -> bytes:
+    """Bytes of a member by manifest offset (what a random-access loader does)."""
+    with open(tar, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+__all__ = ["CRASH_ENV", "MANIFEST_SCHEMA", "SHARD_DIR", "read_member", "read_shard_rows", "read_tar_members",
+           "sample_json", "shard_done", "shard_name", "shard_paths", "write_shard"]
