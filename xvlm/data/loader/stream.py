@@ -1,0 +1,231 @@
+"""The pre-training stream over webdataset shards: split, shuffle, plan, batch, execute, resume.
+
+Pipeline inside each reader (one reader = one DataLoader worker of one rank):
+
+    shards (shuffled per epoch, split by rank and worker) -> webdataset tar samples -> ``parse_sample``
+    -> shuffle buffer -> plan (metadata only) -> batcher (fixed number of texts) -> decode+augment -> collate
+
+Why it is built like this:
+- **Fixed texts per batch, no duplicates** (METHOD.md §4): the batcher adds images until ``batch_texts``
+  texts are reached; the last image contributes only the texts that fit (its others are dropped). Every
+  rank therefore has the same B, which the all-gathered ITC needs, without the reference's duplicated
+  padding samples (false negatives).
+- **Infinite, deterministic per-reader streams**: each reader loops over epochs of its own shards and
+  every random draw is seeded from (seed, rank, worker, epoch, sample index). DataLoader hands out batches
+  round-robin over workers, so global batch k of a rank comes from worker k % W. Resuming at batch k
+  therefore means: worker w fast-forwards over its first |{j < k : j % W = w}| batches, *planning but
+  not decoding* them (cheap), and the stream continues exactly as if never interrupted.
+- **Never silent**: corrupt samples (``CorruptSample``, tar errors) go through ``handler``, which counts
+  and logs them; the counts travel with every batch (``LoaderBatch.corrupt``).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from xvlm.data.augment import AugmentConfig, Augmenter, SamplePlan, plan_image_text, plan_region
+from xvlm.data.collate import Collator, MaskingConfig
+from xvlm.data.loader.records import CorruptSample, parse_sample
+from xvlm.models.objective import PretrainBatch
+
+log = logging.getLogger(__name__)
+
+Mixing = Literal["mixed", "alternating"]
+
+
+@dataclass
+class DataConfig:
+    """Everything the loader needs; JSON-serialisable (part of ``PretrainConfig``)."""
+
+    shards: list[str] = field(default_factory=list)  # tar paths or glob patterns
+    image_res: int = 224
+    batch_texts: int = 128  # texts per batch per rank (B)
+    max_texts_per_image: int = 5
+    region_prob: float = 0.5  # a record with boxes (and captions) becomes a region sample with this prob.
+    mixing: Mixing = "mixed"  # "alternating": separate image-text and region batches (reference)
+    shuffle_buffer: int = 1000
+    num_workers: int = 4
+    seed: int = 42
+    max_words: int = 40
+    max_tokens: int = 40
+    mask_prob: float = 0.25
+    max_masks: int = 8
+    skipgram_prb: float = 0.2
+    skipgram_size: int = 3
+    vocab_path: str | None = None  # None: the default bert-base-uncased vocab (xvlm.tokenizer)
+    scale_min: float = 0.2
+    randaug_n: int = 2
+    randaug_m: int = 7
+    randaugment: bool = True
+    draft: bool = True
+
+    def resolve_shards(self) -> list[str]:
+        """Expand globs; sorted so every rank sees the same list. Empty -> error naming the patterns."""
+        out: list[str] = []
+        for s in self.shards:
+            out.extend(sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])
+        if not out:
+            raise FileNotFoundError(f"no shards match {self.shards}")
+        return out
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(res=self.image_res, scale=(self.scale_min, 1.0), randaug_n=self.randaug_n,
+                             randaug_m=self.randaug_m, max_texts=self.max_texts_per_image,
+                             max_words=self.max_words, draft=self.draft, randaugment=self.randaugment)
+
+    def masking(self) -> MaskingConfig:
+        return MaskingConfig(self.mask_prob, self.max_masks, self.skipgram_prb, self.skipgram_size)
+
+
+@dataclass
+class LoaderBatch:
+    """One training batch and what the loop logs about it."""
+
+    kind: Literal["mixed", "image", "region"]
+    batch: PretrainBatch  # images uint8; normalise on the device (collate.normalize_images)
+    texts: list[str]
+    keys: list[str]  # image keys, row order of batch.images
+    num_tokens: int  # non-padding tokens
+    corrupt: int  # corrupt samples this reader has skipped so far (cumulative)
+    epoch: int
+
+
+class CorruptCounter:
+    """webdataset-style handler: count, log and continue (a corrupt sample is never silent)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, exn: Exception) -> bool:
+        self.count += 1
+        log.warning("skipping corrupt sample #%d: %s", self.count, exn)
+        return True
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+class PretrainStream(IterableDataset):
+    """Infinite stream of ``LoaderBatch`` for one rank; ``start_batch`` resumes at that batch."""
+
+    def __init__(self, cfg: DataConfig, rank: int = 0, world_size: int = 1, start_batch: int = 0) -> None:
+        super().__init__()
+        self.cfg, self.rank, self.world, self.start_batch = cfg, rank, world_size, start_batch
+        self.shards = cfg.resolve_shards()
+        self.aug_cfg = cfg.augment()
+        self.collate = Collator(cfg.image_res, cfg.max_tokens, cfg.masking(), cfg.vocab_path)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def _records(self, reader: int, n_readers: int, epoch: int, handler: CorruptCounter) -> Iterator[Any]:
+        """This reader's records of one epoch, shuffled. With fewer shards than readers every reader reads
+        all shards and keeps every n-th sample (correct, only slower; produce more shards)."""
+        order = self.shards[:]
+        random.Random(_seed(self.cfg.seed, epoch, 7)).shuffle(order)
+        by_shard = len(order) >= n_readers
+        mine = order[reader::n_readers] if by_shard else order
+        samples = wds.DataPipeline(wds.SimpleShardList(mine), wds.tarfile_to_samples(handler=handler))
+        rng = random.Random(_seed(self.cfg.seed, epoch, reader, 11))
+
+        def parsed() -> Iterator[Any]:
+            for i, s in enumerate(samples):
+                if not by_shard and i % n_readers != reader:
+                    continue
+                try:
+                    yield parse_sample(s)
+                except CorruptSample as e:
+                    handler(e)
+
+        buf = max(1, self.cfg.shuffle_buffer)
+        yield from wds.filters._shuffle(parsed(), bufsize=buf, initial=buf, rng=rng)
+
+    def _plan(self, rec: Any, seed: int) -> SamplePlan | None:
+        rng = random.Random(seed)
+        want_region = bool(rec.concepts) and (not rec.captions or rng.random() < self.cfg.region_prob)
+        if want_region:
+            return plan_region(rec, self.aug_cfg, rng, seed) or plan_image_text(rec, self.aug_cfg, rng, seed)
+        return plan_image_text(rec, self.aug_cfg, rng, seed) or plan_region(rec, self.aug_cfg, rng, seed)
+
+    def plans(self, reader: int, n_readers: int, handler: CorruptCounter) -> Iterator[tuple[int, SamplePlan]]:
+        """(epoch, plan) forever; a record with no usable text is counted as corrupt."""
+        epoch = 0
+        while True:
+            n = 0
+            for i, rec in enumerate(self._records(reader, n_readers, epoch, handler)):
+                plan = self._plan(rec, _seed(self.cfg.seed, self.rank, reader, epoch, i))
+                if plan is None:
+                    handler(CorruptSample(rec.shard, rec.key, "captions/concepts", "no usable text"))
+                    continue
+                n += 1
+                yield epoch, plan
+            if n == 0:
+                raise RuntimeError(f"reader {reader}/{n_readers} got no usable samples from {self.shards}")
+            epoch += 1
+
+    # -- batching ----------------------------------------------------------------------------------------
+    def batch_plans(self, reader: int, n_readers: int, handler: CorruptCounter,
+                    ) -> Iterator[tuple[str, int, list[SamplePlan]]]:
+        """Group plans into batches of exactly ``batch_texts`` texts (one pool per kind if alternating)."""
+        target = self.cfg.batch_texts
+        pools: dict[str, list[SamplePlan]] = {}
+        counts: dict[str, int] = {}
+        # An image already in the pool (a pool can straddle an epoch boundary) waits for the next batch:
+        # the same image twice in a batch would make same-image pairs look like ITC/ITM negatives.
+        deferred: dict[str, list[SamplePlan]] = {}
+        for epoch, plan in self.plans(reader, n_readers, handler):
+            kind = plan.kind if self.cfg.mixing == "alternating" else "mixed"
+            queue = [plan]
+            while queue:
+                p = queue.pop(0)
+                if any(q.record.key == p.record.key for q in pools.get(kind, [])):
+                    deferred.setdefault(kind, []).append(p)
+                    continue
+                take = p.texts[: target - counts.get(kind, 0)]
+                pools.setdefault(kind, []).append(SamplePlan(p.record, p.kind, p.crop, p.flip, take, p.seed))
+                counts[kind] = counts.get(kind, 0) + len(take)
+                if counts[kind] == target:
+                    yield kind, epoch, pools.pop(kind)
+                    counts[kind] = 0
+                    queue = deferred.pop(kind, []) + queue
+
+    def __iter__(self) -> Iterator[LoaderBatch]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        reader, n_readers = self.rank * nw + wid, self.world * nw
+        skip = len(range(wid, self.start_batch, nw))  # this worker's share of the consumed batches
+        handler = CorruptCounter()
+        augment = Augmenter(self.aug_cfg)
+        for kind, epoch, plans in self.batch_plans(reader, n_readers, handler):
+            if skip > 0:
+                skip -= 1
+                continue
+            samples = [augment(p) for p in plans]
+            batch = self.collate(samples)
+            yield LoaderBatch(kind=kind, batch=batch, texts=[t.text for p in plans for t in p.texts],  # type: ignore[arg-type]
+                              keys=[p.record.key for p in plans], num_tokens=int(batch.text_atts.sum()),
+                              corrupt=handler.count, epoch=epoch)
+
+
+def build_loader(cfg: DataConfig, rank: int = 0, world_size: int = 1, start_batch: int = 0,
+                 pin_memory: bool = False) -> DataLoader:
+    """DataLoader over ``PretrainStream`` (batching happens in the workers: ``batch_size=None``)."""
+    ds = PretrainStream(cfg, rank, world_size, start_batch)
+    kw: dict[str, Any] = {}
+    if cfg.num_workers > 0:
+        kw = {"persistent_workers": False, "prefetch_factor": 2}
+    return DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, pin_memory=pin_memory,
+                      worker_init_fn=_worker_init, **kw)
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # one decode thread per worker; the workers are the parallelism
