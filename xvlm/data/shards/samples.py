@@ -28,6 +28,7 @@ import duckdb
 from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.data.shards.images import probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
+from xvlm.data.shards.writer import _crash_point
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
@@ -45,7 +46,8 @@ def lake_fingerprints(lake_root: Path, sources: list[str]) -> dict[str, str]:
     import hashlib
 
     out: dict[str, str] = {}
-    for s in sorted(set(sources)):
+    # The splits of every source are read (leak lists), so their partitions are part of the identity.
+    for s in sorted(set(sources) | set(_split_sources(lake_root))):
         m = lake_root / "_manifest" / f"{s}.json"
         if m.is_file():
             out[s] = json.loads(m.read_text(encoding="utf-8")).get("fingerprint", "")
@@ -136,14 +138,15 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         sizes = dict(run.con.execute("SELECT shard, count(*) FROM samples GROUP BY shard").fetchall())
     finally:
         run.close()
+    _crash_point("plan", "before_plan")
     plan = {
         "recipe": recipe.to_dict(), "recipe_hash": recipe_hash(recipe), "build_id": bid,
         "lake_root": str(lake_root), "raw_root": str(raw_root), "n_shards": n_shards,
         "shard_sizes": [int(sizes.get(i, 0)) for i in range(n_shards)],
-        "stats": stats, "seconds": round(time.perf_counter() - t0, 3),
+        "stats": stats,
     }
-    write_json_atomic(out / PLAN_FILE, plan)
-    return plan
+    write_json_atomic(out / PLAN_FILE, plan)  # no timings inside: reruns give identical bytes
+    return {**plan, "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _stats(run: SqlRunner, recipe: Recipe, n_sel: int, n_samples: int, n_removed: int) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import webdataset as wds
 
 from xvlm.data.shards.images import ImageReader, ImageReadError, ImageRef, resize_jpeg
 
@@ -57,7 +56,7 @@ def shard_done(out: Path, recipe: str, shard: int) -> bool:
     return shard_paths(out, recipe, shard)["stats"].is_file()
 
 
-def _crash_point(shard: int, point: str) -> None:
+def _crash_point(shard: int | str, point: str) -> None:
     if os.environ.get(CRASH_ENV) == f"{shard}:{point}":
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -96,6 +95,8 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
     Already-done shards are not rewritten (returns the stored stats). An image missing or changed
     since the probe is quarantined in the stats (reason) and not written.
     """
+    import webdataset as wds  # imports torch (~2 s): only where a shard is written
+
     out = Path(out)
     recipe = plan["recipe"]
     name = recipe["name"]
@@ -103,6 +104,8 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
     if paths["stats"].is_file():
         return json.loads(paths["stats"].read_text(encoding="utf-8"))
     paths["tar"].parent.mkdir(parents=True, exist_ok=True)
+    for debris in paths["tar"].parent.glob(f".{shard_name(name, shard)}.*.tmp"):  # left by a killed run
+        debris.unlink(missing_ok=True)
     t0 = time.perf_counter()
     own_reader = reader is None
     reader = reader or ImageReader(plan["raw_root"])
