@@ -34,7 +34,7 @@ def put(run: SqlRunner, table: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         unknown = set(row) - set(cols)
         assert not unknown, unknown
-        run.con.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})",
+        run.con.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(cols))})",  # noqa: S608 (test tables)
                         [row.get(c) for c in cols])
 
 
@@ -445,4 +445,4 @@ def test_outputs_quarantine_and_stats(run: SqlRunner, tmp_path: Path) -> None:
         ("regions", None, 1)]
     out = tmp_path / "x.parquet"
     run.copy_parquet("out_images", out)
-    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}')").fetchall() == [(1,)]
+    assert run.con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(out)}).fetchall() == [(1,)]
