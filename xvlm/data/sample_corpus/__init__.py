@@ -20,6 +20,7 @@ from pathlib import Path
 from .coco import write_coco
 from .common import Corpus
 from .detection import write_objects365, write_openimages
+from .downstream_retrieval import write_downstream_retrieval
 from .flickr import write_flickr30k
 from .vg import write_vg
 from .web import write_cc3m, write_cc12m, write_sbu
@@ -62,6 +63,7 @@ def _writers(sizes: CorpusSizes) -> list[Callable[[Corpus], None]]:
         lambda c: write_sbu(c, sizes.sbu),
         lambda c: write_objects365(c, sizes.objects365),
         lambda c: write_openimages(c, sizes.openimages),
+        write_downstream_retrieval,  # retrieval + RefCOCO+ grounding splits (own RNG streams; fixed sizes)
     ]
 
 
