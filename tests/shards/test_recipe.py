@@ -1,0 +1,40 @@
+"""Recipes as data: the shipped recipes load, the hash follows the content, bad files are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xvlm.data.shards import load_recipe, recipe_hash
+
+
+def test_shipped_recipes() -> None:
+    r4, r16, demo = load_recipe("4m"), load_recipe("16m"), load_recipe("demo")
+    assert r4.sources == ("coco", "vg", "sbu", "cc3m")
+    assert set(r16.sources) == set(r4.sources) | {"cc12m", "objects365", "openimages"}
+    assert (r4.max_caption_words, r16.max_caption_words) == (40, 30)  # METHOD.md section 4
+    assert "coco/test" in demo.leak_pairs and "refcoco+/testB" in demo.leak_pairs
+    assert len({recipe_hash(r) for r in (r4, r16, demo)}) == 3
+
+
+def test_hash_follows_content(tmp_path: Path) -> None:
+    demo = load_recipe("demo")
+    assert recipe_hash(demo) == recipe_hash(load_recipe("demo"))
+    assert recipe_hash(demo.with_(seed=1)) != recipe_hash(demo)
+    p = tmp_path / "x.json"
+    p.write_text(json.dumps(demo.to_dict()))
+    assert recipe_hash(load_recipe(p)) == recipe_hash(demo)  # the file's name does not matter
+
+
+def test_bad_recipes(tmp_path: Path) -> None:
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"name": "bad", "sources": ["coco"], "shard_sise": 10}))
+    with pytest.raises(ValueError, match=r"bad.json: unknown field\(s\) \['shard_sise'\]"):
+        load_recipe(p)
+    p.write_text(json.dumps({"name": "bad", "sources": []}))
+    with pytest.raises(ValueError, match="'sources' is empty"):
+        load_recipe(p)
+    with pytest.raises(FileNotFoundError, match="known recipes"):
+        load_recipe("nope")
