@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: env test demo lint clean
+.PHONY: env test demo serve lint clean
 
 env:
 	@bash scripts/ensure-env.sh
@@ -22,8 +22,11 @@ test: env
 demo: env
 	$(PY) -m flows.cli demo --out $(DEMO_OUT)
 
+serve: env
+	$(PY) -m flows.cli serve --home serve-home
+
 lint: env
 	$(PY) -m ruff check xvlm flows tests bench
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(DEMO_OUT) serve-home .pytest_cache .ruff_cache

@@ -131,6 +131,25 @@ def demo(
     run_demo(out.resolve(), seed=seed)
 
 
+@app.command()
+def serve(
+    home: Annotated[Path, typer.Option(help="State of the services: databases, artifacts, logs, runs.")] = Path(
+        "serve-home"),
+    prefect_port: Annotated[int, typer.Option(help="Prefect API and UI port on 127.0.0.1.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI and tracking port on 127.0.0.1.")] = 5000,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the services a previous serve left running.")] = False,
+) -> None:
+    """Start Prefect server, MLflow server and the deployments on 127.0.0.1; Ctrl-C stops all."""
+    from flows.services import Services, serve_forever, stop_pids
+
+    home = home.resolve()
+    if stop:
+        pids = stop_pids(home)
+        typer.echo(f"stopped {len(pids)} process group(s)" if pids else f"nothing running under {home}")
+        return
+    serve_forever(Services(home, prefect_port=prefect_port, mlflow_port=mlflow_port))
+
+
 def main() -> None:
     """Console-script entry point: turn user errors into one clear line and exit code 2."""
     try:

@@ -63,6 +63,8 @@ def _experiment_id(out: Path) -> str:
     exp = mlflow.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
+    if mlflow.get_tracking_uri().startswith("http"):  # a tracking server stores the artifacts itself
+        return mlflow.create_experiment(EXPERIMENT)
     return mlflow.create_experiment(EXPERIMENT, artifact_location=(out / "mlartifacts").as_uri())
 
 
