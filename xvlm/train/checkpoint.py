@@ -1,0 +1,99 @@
+"""Resumable checkpoints: a dict of stateful parts with pinned key names, written atomically.
+
+Layout: ``{out_dir}/checkpoints/step-{step:08d}.pt`` plus ``latest`` (a text file naming the newest);
+keep-last-k pruning. Keys (pinned by ``tests/train/test_train.py``):
+
+- ``model``: state dict (unwrapped from DDP / FSDP full state dict)
+- ``optimizer``, ``lr_scheduler``: their state dicts
+- ``dataloader``: ``{"batches": per-rank batches consumed, "num_workers", "world_size", "seed"}``
+- ``train_state``: ``{"step", "updates", "samples_seen", "tokens_seen"}``
+- ``rng``: torch CPU / CUDA, Python ``random``, NumPy states and the ITM negative-sampling generator
+- ``config``: the ``PretrainConfig`` as a dict (for humans and tools; resume uses the live config)
+
+Written with ``torch.save`` to a temp file, fsync'd and renamed, so a kill mid-write never leaves a torn
+``step-*.pt`` or ``latest``; loaded with ``weights_only=True`` (every part is tensors / plain containers).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_KEYS = ("model", "optimizer", "lr_scheduler", "dataloader", "train_state", "rng", "config")
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "itm": itm_generator.get_state() if itm_generator is not None else torch.empty(0, dtype=torch.uint8),
+    }
+
+
+def set_rng_state(state: dict[str, Any], itm_generator: torch.Generator | None) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(_tuplify(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
+    if itm_generator is not None and state["itm"].numel():
+        itm_generator.set_state(state["itm"])
+
+
+def _tuplify(x: Any) -> Any:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
+    """Write ``step-{step:08d}.pt`` atomically, then point ``latest`` at it, then prune old ones."""
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state lacks {missing}")
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / f"step-{step:08d}.pt"
+    _atomic_write_bytes(path, lambda f: torch.save(state, f))
+    _atomic_write_bytes(ckpt_dir / "latest", lambda f: f.write(path.name.encode()))
+    if keep_last > 0:
+        for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep_last]:
+            old.unlink()
+    return path
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+    """The checkpoint ``latest`` names, or None when there is none yet."""
+    pointer = Path(ckpt_dir) / "latest"
+    if not pointer.is_file():
+        return None
+    path = Path(ckpt_dir) / pointer.read_text().strip()
+    if not path.is_file():
+        raise FileNotFoundError(f"{pointer} names {path.name}, which does not exist")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a pre-training checkpoint, missing {missing}")
+    return state

@@ -1,0 +1,81 @@
+"""``PretrainConfig``: the one typed, JSON-serialisable config of a pre-training run.
+
+Defaults are the reference recipe (METHOD.md §5): AdamW (0.9, 0.98), eps 1e-8, weight decay 0.01 without
+decay on biases / norms, lr 1e-4 with 2x for newly initialised parameters, 2,500 warmup steps then linear
+decay to 0, clip 1.0, bf16, seed 42. Flows build one, tests shrink it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from xvlm.data.loader import DataConfig
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    lr_mult_new: float = 2.0  # newly initialised parameters (cross-attention, projections, heads, temp)
+    warmup_steps: int = 2500
+    clip_grad: float = 1.0
+
+
+@dataclass
+class PretrainConfig:
+    """A whole pre-training run. ``steps`` counts scheduled steps (image steps in alternating mode)."""
+
+    out_dir: str = "runs/pretrain"
+    model: str = "xvlm-debug"  # registered variant name (xvlm.models.config)
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # XVLMConfig.replace(**...)
+    init_bert: str | None = None  # HF BERT dir to initialise text/cross encoders (None: random init)
+    init_swin: str | None = None  # Swin checkpoint to initialise the vision encoder
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 200_000
+    grad_accum: int = 1  # micro-batches per optimizer step
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast for the forward; master weights fp32
+    device: str = "auto"  # auto | cpu | cuda
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # when launched by torchrun with WORLD_SIZE > 1
+    seed: int = 42
+    deterministic: bool = False  # torch.use_deterministic_algorithms (tests, bitwise resume)
+    ckpt_every: int = 5000
+    keep_last: int = 2
+    log_every: int = 1
+    resume: bool = True  # continue from out_dir/checkpoints/latest when present
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. recipe_hash, manifest_hash (flow-supplied)
+    stop_after: int | None = None  # stop (with a checkpoint) after this step, keeping the schedule of `steps`
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        """Strict: unknown keys raise (a typo must not silently fall back to a default)."""
+        d = dict(d)
+        data = _strict(DataConfig, d.pop("data", {}), "data")
+        optim = _strict(OptimConfig, d.pop("optim", {}), "optim")
+        if "betas" in optim:
+            optim["betas"] = tuple(optim["betas"])
+        return cls(**_strict(cls, d, "pretrain"), data=DataConfig(**data), optim=OptimConfig(**optim))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> PretrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _strict(cls: type, d: dict[str, Any], where: str) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {where} config keys {unknown}; known: {sorted(names)}")
+    return d
