@@ -21,6 +21,7 @@ from .coco import write_coco
 from .common import Corpus
 from .detection import write_objects365, write_openimages
 from .downstream_retrieval import write_downstream_retrieval
+from .downstream_vqa import write_downstream
 from .flickr import write_flickr30k
 from .vg import write_vg
 from .web import write_cc3m, write_cc12m, write_sbu
@@ -63,6 +64,7 @@ def _writers(sizes: CorpusSizes) -> list[Callable[[Corpus], None]]:
         lambda c: write_sbu(c, sizes.sbu),
         lambda c: write_objects365(c, sizes.objects365),
         lambda c: write_openimages(c, sizes.openimages),
+        write_downstream,  # VQA v2, NLVR2, Karpathy captions (own RNG stream; fixed sizes)
         write_downstream_retrieval,  # retrieval + RefCOCO+ grounding splits (own RNG streams; fixed sizes)
     ]
 
