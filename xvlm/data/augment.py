@@ -179,7 +179,8 @@ def decode_crop(jpeg: bytes, size: tuple[int, int], crop: tuple[int, int, int, i
     if img.mode != "RGB":
         img = img.convert("RGB")
     box = (left * fx, top * fy, (left + cw) * fx, (top + ch) * fy)
-    return img.resize((res, res), Image.Resampling.BICUBIC, box=box)
+    # reducing_gap: a cheap integer box-reduce first, then bicubic over >= 3x the output (Pillow docs)
+    return img.resize((res, res), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
 
 
 class Augmenter:
