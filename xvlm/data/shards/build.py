@@ -66,9 +66,20 @@ def pending_shards(out: Path, plan: dict[str, Any]) -> list[int]:
     return [i for i in range(plan["n_shards"]) if not shard_done(out, plan["recipe"]["name"], i)]
 
 
-def write_shards(out: Path, plan: dict[str, Any], shard_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Write the given (default: pending) shards one after another in this process."""
-    return [write_shard(out, i, plan) for i in (pending_shards(out, plan) if shard_ids is None else shard_ids)]
+def write_shards(out: Path, plan: dict[str, Any], shard_ids: list[int] | None = None, threads: int = 1
+                 ) -> list[dict[str, Any]]:
+    """Write the given (default: pending) shards in this process, ``threads`` shards at a time.
+
+    Threads help because reading, hashing and writing release the GIL (what the flow's default
+    ThreadPoolTaskRunner does too); the bytes do not depend on the thread count.
+    """
+    ids = pending_shards(out, plan) if shard_ids is None else shard_ids
+    if threads <= 1:
+        return [write_shard(out, i, plan) for i in ids]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda i: write_shard(out, i, plan), ids))
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
