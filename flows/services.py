@@ -73,6 +73,7 @@ class Services:
     def specs(self) -> list[ServiceSpec]:
         bin_dir = Path(sys.executable).parent
         server_env = {k: v for k, v in self.env().items() if k != "PREFECT_API_URL"}
+        server_env["PREFECT_SERVER_UI_API_URL"] = self.prefect_api  # the UI's own calls (default: port 4200)
         return [
             ServiceSpec(
                 "prefect-server",

@@ -1,15 +1,22 @@
-"""``xvlm serve``: Prefect + MLflow servers and the deployments on 127.0.0.1; a deployment run shows in
-both; Ctrl-C leaves no process behind."""
+"""``xvlm serve``: Prefect + MLflow servers and the deployments on 127.0.0.1.
+
+One served instance for the module: a deployment run completes and shows in both servers' APIs, the
+two UIs show it in headless Chromium (screenshots kept as test artefacts), and Ctrl-C stops every
+process group. Tests run in file order; the last one stops the services.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,6 +24,20 @@ import pytest
 from flows.services import PID_FILE, _group_alive, free_port
 
 pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(os.environ.get("XVLM_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    home: Path
+    prefect_port: int
+    mlflow_port: int
+    pids: dict[str, int] = field(default_factory=dict)
+    flow_run_name: str = ""
+    output: list[str] = field(default_factory=list)
 
 
 def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float) -> list[str]:
@@ -33,39 +54,89 @@ def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float) -> li
     raise AssertionError(f"no {text!r} within {timeout} s; output so far: {seen}")
 
 
-def test_serve_runs_a_deployment_and_stops_cleanly(tmp_path: Path) -> None:
-    home, pport, mport = tmp_path / "home", free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--home", str(home),
-         "--prefect-port", str(pport), "--mlflow-port", str(mport)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    pids: dict[str, int] = {}
-    try:
-        banner = _wait_for_line(proc, "ready", timeout=180)
-        assert any(f"127.0.0.1:{pport}" in line for line in banner)
-        pids = json.loads((home / PID_FILE).read_text())
-        assert set(pids) == {"prefect-server", "mlflow-server", "deployments"}
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 (loopback)
+        return json.loads(r.read())
 
-        client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{pport}/api"}
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("serve") / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    s = Served(subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--home", str(home),
+         "--prefect-port", str(pport := free_port()), "--mlflow-port", str(mport := free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env), home, pport, mport)
+    try:
+        s.output = _wait_for_line(s.proc, "ready", timeout=180)
+        s.pids = json.loads((home / PID_FILE).read_text())
         run = subprocess.run(
             [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "demo/demo", "--watch",
              "--watch-timeout", "300"],
-            capture_output=True, text=True, env=client_env, timeout=360)
+            capture_output=True, text=True, timeout=360,
+            env={**env, "PREFECT_API_URL": f"http://127.0.0.1:{pport}/api"})
         assert run.returncode == 0 and "Completed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
-
-        body = json.dumps({"experiment_ids": ["1"]}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{mport}/api/2.0/mlflow/runs/search", data=body,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
-            runs = json.loads(r.read())["runs"]
-        assert [r["info"]["run_name"] for r in runs] == ["ingest"]
-        assert runs[0]["info"]["status"] == "FINISHED"
+        runs = _post(f"http://127.0.0.1:{pport}/api/flow_runs/filter",
+                     {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}, "limit": 50})
+        s.flow_run_name = next(r["name"] for r in runs if r.get("deployment_id"))
+        yield s
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
+        if s.proc.poll() is None:
+            s.proc.send_signal(signal.SIGINT)
+            s.proc.communicate(timeout=120)
+
+
+def test_banner_and_pid_file(served: Served) -> None:
+    assert any(f"http://127.0.0.1:{served.prefect_port}" in line for line in served.output)
+    assert any(f"http://127.0.0.1:{served.mlflow_port}" in line for line in served.output)
+    assert set(served.pids) == {"prefect-server", "mlflow-server", "deployments"}
+
+
+def test_deployment_run_is_tracked_in_mlflow(served: Served) -> None:
+    runs = _post(f"http://127.0.0.1:{served.mlflow_port}/api/2.0/mlflow/runs/search",
+                 {"experiment_ids": ["1"]})["runs"]
+    assert [r["info"]["run_name"] for r in runs] == ["ingest"]
+    assert runs[0]["info"]["status"] == "FINISHED"
+    metrics = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
+    assert metrics["vg.regions.loaded"] > 0
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_both_uis_show_the_run_in_chromium(served: Served) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    run_id = _post(f"http://127.0.0.1:{served.mlflow_port}/api/2.0/mlflow/runs/search",
+                   {"experiment_ids": ["1"]})["runs"][0]["info"]["run_id"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{served.prefect_port}/runs", wait_until="domcontentloaded",
+                      timeout=60_000)
+            page.get_by_text(served.flow_run_name).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "prefect-runs.png"))
+
+            # The MLflow UI keeps polling, so "network idle" may never come: wait for the content.
+            page.goto(f"http://127.0.0.1:{served.mlflow_port}/#/experiments/1/runs/{run_id}",
+                      wait_until="domcontentloaded", timeout=60_000)
+            page.get_by_text("vg.regions.loaded").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow-run.png"))
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "prefect-runs.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "mlflow-run.png").stat().st_size > 10_000
+
+
+def test_ctrl_c_stops_every_process(served: Served) -> None:
+    served.proc.send_signal(signal.SIGINT)
+    out, _ = served.proc.communicate(timeout=120)
+    assert served.proc.returncode == 0, out
     assert "stopped" in out
-    assert not (home / PID_FILE).exists()
-    for name, pid in pids.items():
+    assert not (served.home / PID_FILE).exists()
+    for name, pid in served.pids.items():
         assert not _group_alive(pid), f"{name} (process group {pid}) survived Ctrl-C"
