@@ -4,8 +4,8 @@ Prefect runs in its local mode (a temporary API server over a SQLite database ke
 ``OUT/.prefect``, so a later ``prefect server start`` with the same ``PREFECT_HOME`` shows the
 runs) and MLflow logs to ``OUT/mlflow.db`` with artifacts in ``OUT/mlartifacts``.
 
-Stages so far: sample corpus -> lake ingest. Later stages (shards, pre-training, evaluation)
-append themselves to :func:`demo_flow`.
+The DAG is the ``pretrain`` flow with the ``demo`` preset (``configs/pretrain/demo.json``): sample
+corpus -> ingest -> shards -> pre-training of the debug model (-> evaluation as it lands).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def configure_local_services(out: Path) -> dict[str, str]:
 def run_demo(out: Path, seed: int = 0) -> dict[str, Any]:
     """Configure local services, run the demo flow, print where everything is."""
     configure_local_services(out)
-    from flows.demo_flow import demo_flow  # imports prefect: only after the environment is set
+    from flows.pretrain import pretrain  # imports prefect: only after the environment is set
 
-    result = demo_flow(out=str(out), seed=seed)
+    result = pretrain(preset="demo", work_dir=str(out), seed=seed)
     print_summary(out, result)
     return result
 
@@ -52,16 +52,28 @@ def print_summary(out: Path, result: dict[str, Any]) -> None:
         f"  sample corpus (raw formats)  {result['raw_root']}",
         f"  lake (Parquet, by source)    {result['lake_root']}",
         f"  lake database (views)        {result['lake_db']}",
+        f"  shards + manifest            {result['shards']}  ({result['samples_written']} samples)",
+        f"  checkpoint                   {result['train']['checkpoint']}",
         f"  MLflow (SQLite)              {out / 'mlflow.db'}",
         f"  Prefect home (runs, SQLite)  {out / '.prefect'}",
+        "",
+        "Pre-training (debug model): " + _losses_line(result["train"]),
         "",
         "Query the lake:",
         f"  .venv/bin/duckdb {result['lake_db']} \"select source, count(*) from regions group by all\"",  # noqa: S608
         f"  .venv/bin/xvlm lake stats {result['lake_root']}",
         "Open the MLflow UI:",
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{out / 'mlflow.db'} --host 127.0.0.1 --port 5000",
+        f"  (experiment {result['experiment']}: runs 'ingest' and the pre-training run)",
         "Open the Prefect UI (shows the demo's flow runs):",
         f"  PREFECT_HOME={out / '.prefect'} .venv/bin/prefect server start --host 127.0.0.1",
         "=" * 72,
     ]
     print("\n".join(lines))
+
+
+def _losses_line(train: dict[str, Any]) -> str:
+    first, last = train.get("first_losses") or {}, train.get("last_losses") or {}
+    keys = [k for k in ("itc", "itm", "mlm", "bbox_l1", "bbox_giou") if k in first and k in last]
+    parts = ", ".join(f"{k} {first[k]:.2f} -> {last[k]:.2f}" for k in keys)
+    return f"{train.get('step', 0)} steps; {parts}" if parts else f"{train.get('step', 0)} steps"

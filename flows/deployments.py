@@ -2,9 +2,11 @@
 
 ``xvlm serve`` starts this beside the Prefect and MLflow servers; a user then runs, e.g.::
 
-    prefect deployment run 'demo/demo' --watch
+    prefect deployment run 'pretrain/pretrain-demo' --watch
 
-Outputs of served runs go under ``$XVLM_SERVE_HOME/runs/<deployment>``.
+Outputs of served runs go under ``$XVLM_SERVE_HOME/runs/<deployment>``. The 4m / 16m deployments
+read the raw annotation files from ``$XVLM_RAW_ROOT`` (or a ``raw_root`` parameter given at run time)
+and use ``$XVLM_GPUS`` processes (default 8).
 """
 
 from __future__ import annotations
@@ -18,19 +20,26 @@ from prefect.deployments.runner import RunnerDeployment
 
 def deployments(home: Path) -> list[RunnerDeployment]:
     """Every deployment the local services offer, with parameters that run on this machine."""
-    from flows.demo_flow import demo_flow
-    from flows.ingest import ingest
+    from flows.pretrain import pretrain
 
     runs = home / "runs"
+    raw = os.environ.get("XVLM_RAW_ROOT")  # where the downloaded annotation files are (4m / 16m)
+    gpus = int(os.environ.get("XVLM_GPUS", "8"))
     return [
-        demo_flow.to_deployment(
-            "demo", parameters={"out": str(runs / "demo"), "seed": 0},
-            description="The whole DAG on the embedded sample corpus (CPU, about a minute).",
+        pretrain.to_deployment(
+            "pretrain-demo", parameters={"preset": "demo", "work_dir": str(runs / "pretrain-demo")},
+            description="The whole DAG on the embedded sample corpus with the debug model (CPU, minutes).",
             tags=["demo"]),
-        ingest.to_deployment(
-            "ingest-sample", parameters={"raw_root": str(runs / "demo" / "raw"), "out": str(runs / "lake")},
-            description="Ingest the sample corpus written by a demo run into a separate lake.",
-            tags=["demo"]),
+        pretrain.to_deployment(
+            "pretrain-4m", parameters={"preset": "4m", "work_dir": str(runs / "pretrain-4m"),
+                                       "raw_root": raw, "devices": gpus},
+            description="COCO + VG + SBU + CC3M, base model, the paper's recipe, all GPUs via torchrun.",
+            tags=["4m"]),
+        pretrain.to_deployment(
+            "pretrain-16m", parameters={"preset": "16m", "work_dir": str(runs / "pretrain-16m"),
+                                        "raw_root": raw, "devices": gpus},
+            description="4M + CC12M + Objects365 + OpenImages, base model, all GPUs via torchrun.",
+            tags=["16m"]),
     ]
 
 

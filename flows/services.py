@@ -87,7 +87,7 @@ class Services:
                 f"{self.mlflow_ui}/health", server_env),
             # Up once the first deployment is registered with the API.
             ServiceSpec("deployments", [sys.executable, "-m", "flows.deployments"],
-                        f"{self.prefect_api}/deployments/name/demo/demo", self.env()),
+                        f"{self.prefect_api}/deployments/name/pretrain/pretrain-demo", self.env()),
         ]
 
 
@@ -209,7 +209,7 @@ def serve_forever(services: Services) -> None:
         print(f"MLflow UI    {services.mlflow_ui}", flush=True)
         print(f"Use them:    export PREFECT_API_URL={services.prefect_api} "
               f"MLFLOW_TRACKING_URI={services.mlflow_ui}", flush=True)
-        print("Run:         .venv/bin/prefect deployment run 'demo/demo' --watch", flush=True)
+        print("Run:         .venv/bin/prefect deployment run 'pretrain/pretrain-demo' --watch", flush=True)
         print(f"Logs:        {services.home / 'logs'}   (Ctrl-C stops everything)", flush=True)
         print("ready", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

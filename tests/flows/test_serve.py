@@ -72,7 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         s.output = _wait_for_line(s.proc, "ready", timeout=180)
         s.pids = json.loads((home / PID_FILE).read_text())
         run = subprocess.run(
-            [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "demo/demo", "--watch",
+            [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "pretrain/pretrain-demo", "--watch",
              "--watch-timeout", "300"],
             capture_output=True, text=True, timeout=360,
             env={**env, "PREFECT_API_URL": f"http://127.0.0.1:{pport}/api"})
