@@ -31,16 +31,25 @@ def test_demo_prints_where_outputs_are(demo_run: tuple[Path, str]) -> None:
     assert (out / "raw" / "QUIRKS.json").is_file()
     assert (out / "lake" / "lake.duckdb").is_file()
     assert (out / ".prefect").is_dir()           # Prefect's local state stayed inside the output
+    assert (out / "train" / "checkpoints" / "step-00000150.pt").is_file()
+    assert list((out / "shards").glob("demo-*/shards/demo-000000.tar"))
+    assert "Pre-training (debug model): 150 steps" in stdout
 
 
-def test_demo_logged_the_ingest_run_to_mlflow(demo_run: tuple[Path, str]) -> None:
+def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
     con = sqlite3.connect(out / "mlflow.db")
     try:
-        runs = con.execute("select r.name, r.status from runs r join experiments e "
-                           "on r.experiment_id = e.experiment_id where e.name = 'xvlm-demo'").fetchall()
-        loaded = con.execute("select value from latest_metrics where key = 'vg.regions.loaded'").fetchall()
+        runs = dict(con.execute("select r.run_uuid, r.name from runs r join experiments e on r.experiment_id "
+                                "= e.experiment_id where e.name = 'pretrain-demo' and r.status = 'FINISHED'"))
+        metrics = {(run, key): (value, step) for run, key, value, step in con.execute(
+            "select run_uuid, key, value, step from latest_metrics")}
+        tags = {(run, key): value for run, key, value in con.execute("select run_uuid, key, value from tags")}
     finally:
         con.close()
-    assert ("ingest", "FINISHED") in runs
-    assert loaded and loaded[0][0] > 0
+    ingest = next(r for r, name in runs.items() if name == "ingest")
+    assert metrics[(ingest, "vg.regions.loaded")][0] > 0
+    train = next(r for r in runs if r != ingest)
+    assert metrics[(train, "loss_itc")][1] == 150            # one point per step, up to the last
+    assert tags[(train, "ingest_run_id")] == ingest           # the training run names its data
+    assert len(tags[(train, "manifest_hash")]) == 64
