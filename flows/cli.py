@@ -121,6 +121,40 @@ def lake_sql(
 
 
 @app.command()
+def shards(
+    lake: Annotated[Path, typer.Argument(help="Lake directory written by `xvlm ingest`.")],
+    raw_root: Annotated[Path, typer.Argument(help="Root of the raw files the lake was ingested from.")],
+    out: Annotated[Path, typer.Argument(help="Where the build folder <recipe>-<build id> goes.")],
+    recipe: Annotated[str, typer.Option(help="Recipe name (recipes/*.json) or path.")] = "demo",
+    dask: Annotated[bool, typer.Option(help="Write shards on a local Dask cluster (2 workers).")] = False,
+) -> None:
+    """Build samples and webdataset shards from the lake (finished shards are not rewritten)."""
+    from flows.shards import run_shards
+
+    if not (lake / "lake.duckdb").is_file():
+        raise UserError(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
+    totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask)
+    typer.echo(f"{totals['samples_written']} samples in {totals['n_shards']} shards at {totals['out']}")
+
+
+@app.command()
+def pretrain(
+    preset: Annotated[str, typer.Option(help="configs/pretrain/<preset>.json (demo, 4m, 16m) or a JSON path.")] = "demo",
+    work_dir: Annotated[Path, typer.Option(help="Lake, shards, checkpoints and MLflow artifacts go here.")] = Path(
+        "runs/pretrain-demo"),
+    raw_root: Annotated[Path | None, typer.Option(help="Raw annotation files (not needed for the demo).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the preset's number of steps.")] = None,
+    devices: Annotated[int, typer.Option(help="Processes for torchrun (1: in-process).")] = 1,
+) -> None:
+    """Run the DAG ingest -> shards -> pre-training (unchanged stages are skipped; training resumes)."""
+    from flows.pretrain import pretrain as pretrain_flow
+
+    result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
+                           steps=steps, devices=devices)
+    typer.echo(f"checkpoint {result['train']['checkpoint']} (step {result['train']['step']})")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Seed of the sample corpus.")] = 0,

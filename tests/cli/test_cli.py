@@ -21,8 +21,8 @@ def _xvlm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
                           cwd=cwd, timeout=120)
 
 
-@pytest.mark.parametrize("command", [[], ["sample-corpus"], ["demo"], ["lake"], ["ingest"],
-                                     ["lake", "stats"], ["lake", "sql"]])
+@pytest.mark.parametrize("command", [[], ["sample-corpus"], ["demo"], ["lake"], ["ingest"], ["shards"],
+                                     ["pretrain"], ["serve"], ["lake", "stats"], ["lake", "sql"]])
 def test_help_of_every_subcommand(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -70,3 +70,15 @@ def test_lake_sql_and_stats_on_an_ingested_corpus(tmp_path: Path) -> None:
     bad = _xvlm("lake", "sql", str(lake), "select nonsense from nowhere")
     assert bad.returncode == 2 and "query failed" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_shards_without_a_lake_is_one_line(tmp_path: Path) -> None:
+    result = _xvlm("shards", str(tmp_path / "lake"), str(tmp_path / "raw"), str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "\n" not in result.stderr.strip() and "xvlm ingest" in result.stderr
+
+
+def test_pretrain_with_an_unknown_preset_is_one_line(tmp_path: Path) -> None:
+    result = _xvlm("pretrain", "--preset", "nope", "--work-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "no such pre-training preset" in result.stderr and "demo" in result.stderr
