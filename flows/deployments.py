@@ -44,8 +44,14 @@ def deployments(home: Path) -> list[RunnerDeployment]:
 
 
 def main() -> None:
+    """Serve every deployment, or those named in ``$XVLM_DEPLOYMENTS`` (comma-separated): a GPU worker
+    serves the large ones and a CPU worker the demo (docker/compose.yaml)."""
     home = Path(os.environ.get("XVLM_SERVE_HOME", "serve-home")).resolve()
-    serve(*deployments(home), pause_on_shutdown=False, print_starting_message=True)
+    chosen = [d for d in deployments(home)
+              if not os.environ.get("XVLM_DEPLOYMENTS") or d.name in os.environ["XVLM_DEPLOYMENTS"].split(",")]
+    if not chosen:
+        raise SystemExit(f"XVLM_DEPLOYMENTS={os.environ['XVLM_DEPLOYMENTS']!r} names no deployment")
+    serve(*chosen, pause_on_shutdown=False, print_starting_message=True)
 
 
 if __name__ == "__main__":
