@@ -49,7 +49,7 @@ def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _save_png(img: Any, out_png: str | Path, **kw: Any) -> Path:
+def save_png(img: Any, out_png: str | Path, **kw: Any) -> Path:
     """Write a PIL image or a matplotlib figure to ``out_png`` atomically (temp file + rename)."""
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,7 @@ def read_sample(build_dir: str | Path, key: str) -> tuple[Image.Image, dict[str,
 def show_sample(build_dir: str | Path, key: str, out_png: str | Path, scale: int | None = None) -> Path:
     """``xvlm show KEY``: render ``key`` of a shard build to ``out_png``; returns the path."""
     image, meta = read_sample(build_dir, key)
-    return _save_png(render_sample(image, meta, scale), out_png)
+    return save_png(render_sample(image, meta, scale), out_png)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -383,10 +383,10 @@ def data_report(build_dir: str | Path, lake_root: str | Path | None = None,
         a.set_ylabel("count")
     fig.tight_layout()
     out = Path(out_png) if out_png is not None else Path(build_dir) / "data_report.png"
-    _save_png(fig, out)
+    save_png(fig, out)
     rep.png = str(out)
     return rep
 
 
 __all__ = ["PALETTE", "DataReport", "box_pixels", "data_report", "draw_boxes", "grounding_picture", "label_rect",
-           "read_sample", "render_sample", "report_numbers", "sample_boxes", "show_sample"]
+           "read_sample", "render_sample", "report_numbers", "sample_boxes", "save_png", "show_sample"]
