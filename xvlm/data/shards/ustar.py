@@ -1,13 +1,13 @@
 """Shard tar output: the bytes webdataset's ``TarWriter`` writes, without its per-member stream overhead.
 
 Why the shard writer does not use webdataset's ``TarWriter`` (the project standard's tool for tar I/O):
-measured on 2,000 JPEGs / 165 MB (``bench/shards_bench.py``, ``bench/RESULTS.md``), ``TarWriter``
-opens ``tarfile`` in stream mode (``w|``), which copies every member through a ``BytesIO`` and cuts
-it into 10 KiB pieces (~16,500 Python-level writes and hash updates per 2,000 samples), and builds
-each 512-byte header with ``TarInfo.tobuf`` (~25 us each, ~0.1 s per 4,000 members). Together that
-was ~60% of the pass-through writer, which then ran at ~0.2-0.5x the speed of ``tar cf``; this
-module writes one ``os.writev`` per sample instead and was measured at ~2x faster for the tar part.
-Reading shards (loader, audits) stays with webdataset / ``tarfile``.
+measured on 2,000 JPEGs / 165 MB (``bench/shards_bench.py``, ``bench/RESULTS.md``). ``TarWriter``
+opens ``tarfile`` in stream mode (``w|``), which copies every member through a ``BytesIO`` in 10 KiB
+pieces (~16,500 Python-level writes and hash updates per 2,000 samples) and builds each 512-byte
+header with ``TarInfo.tobuf`` (~25 us each). Writing the same tar from memory took 0.36-0.78 s that
+way vs 0.18-0.27 s here (median 2.2x over 5 interleaved rounds); the whole pass-through writer went
+from 0.84-1.06 s to 0.55-0.64 s (1.56x median, same bytes). Reading shards stays with webdataset /
+``tarfile``.
 
 Same bytes, by construction and by test (``tests/shards/test_ustar.py`` compares with ``TarWriter``):
 each member is a ustar header for ``TarInfo(name)`` with size, ``mtime=0``, ``mode=0o444``, uid/gid 0,
