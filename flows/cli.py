@@ -155,6 +155,59 @@ def pretrain(
 
 
 @app.command()
+def show(
+    key: Annotated[str, typer.Argument(help="Sample key, e.g. coco_391895 (see the manifest).")],
+    build: Annotated[Path, typer.Option(help="Shard build folder (<out>/<recipe>-<id>), as `xvlm shards` prints.")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write (default: KEY.png).")] = None,
+) -> None:
+    """Render one sample of the shards (image, boxes, texts) to a PNG."""
+    from xvlm.viz import show_sample
+
+    if not (build / "manifest.parquet").is_file():
+        raise UserError(f"{build}: no manifest.parquet; pass the build folder that `xvlm shards` printed")
+    try:
+        path = show_sample(build, key, out or Path(f"{key}.png"))
+    except KeyError as exc:
+        raise UserError(f"{build / 'manifest.parquet'}: no sample with key {key!r}") from exc
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def ground(
+    image: Annotated[Path, typer.Argument(help="An image file.")],
+    text: Annotated[str, typer.Argument(help='A referring expression, e.g. "the red circle".')],
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or training out_dir.")],
+    out: Annotated[Path | None, typer.Option(help="PNG with the predicted box drawn.")] = None,
+    variant: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
+) -> None:
+    """Predict the box of TEXT in IMAGE (x, y, w, h in the image's pixels)."""
+    from xvlm.inference import load
+
+    if not image.is_file():
+        raise UserError(f"{image}: no such image file")
+    predictor = load(checkpoint, variant=variant)
+    (x, y, w, h), _ = predictor.ground_picture(image, text, out_png=out)
+    typer.echo(f"box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f}" + (f" (picture: {out})" if out else ""))
+
+
+@app.command()
+def score(
+    image: Annotated[Path, typer.Argument(help="An image file.")],
+    texts: Annotated[list[str], typer.Argument(help="Candidate captions.")],
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or training out_dir.")],
+    variant: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
+) -> None:
+    """ITC and ITM scores of each caption against IMAGE, best first."""
+    from xvlm.inference import load
+
+    if not image.is_file():
+        raise UserError(f"{image}: no such image file")
+    s = load(checkpoint, variant=variant).score(image, texts)
+    for itm, itc, t in sorted(zip(s["itm"], s["itc"], texts, strict=True), reverse=True):
+        typer.echo(f"itm {itm:.3f}  itc {itc:7.3f}  {t}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Seed of the sample corpus.")] = 0,

@@ -31,7 +31,7 @@ from prefect import flow, get_run_logger, task
 
 from flows.ingest import ingest
 from flows.shards import shards
-from flows.tracking import experiment_id, log_ingest_run
+from flows.tracking import experiment_id, log_ingest_run, log_shards_run
 from xvlm.data.sample_corpus import MANIFEST, write_sample_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +74,11 @@ def sample_corpus(raw_root: str, seed: int) -> str:
 @task(name="log-ingest-to-mlflow", retries=2, retry_delay_seconds=1)
 def log_ingest(work_dir: str, experiment: str, result: dict[str, Any]) -> str:
     return log_ingest_run(experiment_id(experiment, Path(work_dir)), result)
+
+
+@task(name="data-report-to-mlflow", retries=2, retry_delay_seconds=1)
+def log_shards(work_dir: str, experiment: str, build_dir: str, lake_root: str, totals: dict[str, Any]) -> str:
+    return log_shards_run(experiment_id(experiment, Path(work_dir)), Path(build_dir), Path(lake_root), totals)
 
 
 def _file_sha256(path: Path) -> str:
@@ -150,14 +155,15 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
     ingest_run = log_ingest(str(work), experiment, lake)
     built = shards(lake["lake_root"], raw_root, str(work / "shards"), recipe=recipe, lake_db=lake["lake_db"])
     build = Path(built["out"])
+    shards_run = log_shards(str(work), experiment, str(build), lake["lake_root"], built)
     manifest = build / "manifest.parquet"
     cfg["out_dir"] = str(work / "train")
     cfg.setdefault("data", {})["shards"] = [str(build / "shards" / "*.tar")]
     cfg["tags"] = {**cfg.get("tags", {}), "recipe": recipe, "recipe_hash": built["recipe_hash"],
                    "build_id": built["build_id"], "manifest_hash": _file_sha256(manifest),
-                   "ingest_run_id": ingest_run}
+                   "ingest_run_id": ingest_run, "shards_run_id": shards_run}
     trained = train_stage(cfg, devices, experiment, str(work))
     return {"work_dir": str(work), "raw_root": raw_root, "lake_root": lake["lake_root"],
             "lake_db": lake["lake_db"], "stats": lake["stats"], "shards": str(build),
             "samples_written": built["samples_written"], "train": trained, "experiment": experiment,
-            "mlflow_runs": {"ingest": ingest_run, "pretrain": trained.get("mlflow_run_id")}}
+            "mlflow_runs": {"ingest": ingest_run, "shards": shards_run, "pretrain": trained.get("mlflow_run_id")}}

@@ -38,3 +38,21 @@ def log_ingest_run(exp_id: str, result: dict[str, Any]) -> str:
         mlflow.log_metrics(metrics)
         mlflow.log_dict(result["stats"], "ingest_stats.json")
         return run.info.run_id
+
+
+def log_shards_run(exp_id: str, build_dir: Path, lake_root: Path, totals: dict[str, Any]) -> str:
+    """One run for the shards stage: the data report (PNG + its numbers: samples per source, removed
+    and leaked, quarantined by reason) and the build's totals."""
+    import mlflow
+
+    from xvlm.viz import data_report
+
+    report = data_report(build_dir, lake_root=lake_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name="shards") as run:
+        mlflow.set_tags({"stage": "shards", "build_dir": str(build_dir), "recipe": totals.get("recipe", ""),
+                         "recipe_hash": totals.get("recipe_hash", ""), "build_id": totals.get("build_id", "")})
+        mlflow.log_metrics({**report.metrics(), "shards": float(totals.get("n_shards", 0)),
+                            "samples_written": float(totals.get("samples_written", 0))})
+        mlflow.log_artifact(str(report.png), "report")
+        mlflow.log_dict(report.to_dict(), "report/data_report.json")
+        return run.info.run_id

@@ -22,7 +22,8 @@ def _xvlm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 
 
 @pytest.mark.parametrize("command", [[], ["sample-corpus"], ["demo"], ["lake"], ["ingest"], ["shards"],
-                                     ["pretrain"], ["serve"], ["lake", "stats"], ["lake", "sql"]])
+                                     ["pretrain"], ["serve"], ["show"], ["ground"], ["score"],
+                                     ["lake", "stats"], ["lake", "sql"]])
 def test_help_of_every_subcommand(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -82,3 +83,10 @@ def test_pretrain_with_an_unknown_preset_is_one_line(tmp_path: Path) -> None:
     result = _xvlm("pretrain", "--preset", "nope", "--work-dir", str(tmp_path))
     assert result.returncode == 2
     assert "no such pre-training preset" in result.stderr and "demo" in result.stderr
+
+
+def test_show_and_ground_name_the_bad_input(tmp_path: Path) -> None:
+    show = _xvlm("show", "coco_1", "--build", str(tmp_path))
+    assert show.returncode == 2 and "manifest.parquet" in show.stderr
+    ground = _xvlm("ground", str(tmp_path / "nope.jpg"), "the red circle", "--checkpoint", str(tmp_path))
+    assert ground.returncode == 2 and "nope.jpg" in ground.stderr

@@ -49,7 +49,39 @@ def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]
         con.close()
     ingest = next(r for r, name in runs.items() if name == "ingest")
     assert metrics[(ingest, "vg.regions.loaded")][0] > 0
-    train = next(r for r in runs if r != ingest)
+    train = next(r for r, name in runs.items() if name not in ("ingest", "shards"))
     assert metrics[(train, "loss_itc")][1] == 150            # one point per step, up to the last
     assert tags[(train, "ingest_run_id")] == ingest           # the training run names its data
     assert len(tags[(train, "manifest_hash")]) == 64
+    assert runs[tags[(train, "shards_run_id")]] == "shards"
+
+
+def test_demo_logged_the_data_report(demo_run: tuple[Path, str]) -> None:
+    out, _ = demo_run
+    con = sqlite3.connect(out / "mlflow.db")
+    try:
+        (run,) = con.execute("select run_uuid from runs where name = 'shards'").fetchone()
+        written = con.execute("select value from latest_metrics where run_uuid = ? and key = 'samples_written'",
+                              (run,)).fetchone()[0]
+    finally:
+        con.close()
+    assert written > 0
+    assert (out / "mlartifacts" / run / "artifacts" / "report" / "data_report.png").is_file()
+
+
+def test_show_and_ground_on_the_demo_outputs(demo_run: tuple[Path, str], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out, _ = demo_run
+    build = next((out / "shards").glob("demo-*"))
+    key = pq.read_table(build / "manifest.parquet", columns=["key"]).column("key")[0].as_py()
+    show = subprocess.run([sys.executable, "-m", "flows.cli", "show", key, "--build", str(build),
+                           "--out", str(tmp_path / "s.png")], capture_output=True, text=True, timeout=120)
+    assert show.returncode == 0, show.stderr
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    image = next((out / "raw" / "coco" / "train2017").glob("*.jpg"))
+    ground = subprocess.run([sys.executable, "-m", "flows.cli", "ground", str(image), "the red circle",
+                             "--checkpoint", str(out / "train"), "--out", str(tmp_path / "g.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert ground.returncode == 0, ground.stderr
+    assert ground.stdout.startswith("box x=") and (tmp_path / "g.png").is_file()
