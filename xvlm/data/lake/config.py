@@ -124,6 +124,9 @@ class IngestConfig:
     min_kept_fraction: float = 0.5
     # Read JPEG headers (PIL, no decode) of on-disk images: existence, readability, size.
     check_images: bool = True
+    # VG regions through the fused single pass (xvlm/data/lake/fused.py): parse + box rule + write in one
+    # streamed COPY. False = the generic candidate -> final path. The lake is identical either way.
+    fused_regions: bool = True
     # Skip a source whose files are missing instead of failing (the sample corpus has them all).
     skip_missing_sources: bool = False
     memory_limit: str = "2GB"

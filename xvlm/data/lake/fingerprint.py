@@ -9,18 +9,70 @@ changed query re-ingests too. Same fingerprint => same lake partitions, nothing 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from xvlm.data.lake.sqlrun import SQL_ROOT
 
 LAKE_VERSION = "1"
+_CHUNK = 1 << 24
+# UTF-8 verdicts of files already read by file_digest(check_utf8=True), keyed by (path, size, mtime_ns):
+# None = valid, else the error detail. Lets the parse skip a second full read of a 0.7 GB JSON file.
+_UTF8_VERDICTS: dict[tuple[str, int, int], str | None] = {}
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (streamed in 1 MiB chunks by hashlib)."""
+def _utf8_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
+
+
+def utf8_verdict(path: Path) -> tuple[bool, str | None]:
+    """``(known, detail)``: whether this file (same size and mtime) was validated, and its error if any."""
+    key = _utf8_key(path)
+    return (key in _UTF8_VERDICTS), _UTF8_VERDICTS.get(key)
+
+
+def scan_utf8(path: Path, hasher: hashlib._Hash | None = None) -> str | None:
+    """Read ``path`` once: validate UTF-8 (streamed incremental decode) and feed ``hasher`` if given.
+
+    Returns None if valid, else the error detail (byte offset). The hash runs in a second thread
+    (hashlib releases the GIL), so hashing and validating cost about max(), not sum(), of the two.
+    """
+    key = _utf8_key(path)
+    dec = codecs.getincrementaldecoder("utf-8")()
+    offset, err = 0, None
+    with open(path, "rb") as f, ThreadPoolExecutor(max_workers=1) as pool:
+        while block := f.read(_CHUNK):
+            fut = pool.submit(hasher.update, block) if hasher is not None else None
+            if err is None:
+                try:
+                    dec.decode(block)
+                except UnicodeDecodeError as exc:
+                    err = f"not valid UTF-8 at byte {offset + exc.start}"
+            offset += len(block)
+            if fut is not None:
+                fut.result()
+            elif err is not None:
+                break
+    if err is None:
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError:
+            err = "not valid UTF-8 (truncated multi-byte character at the end)"
+    _UTF8_VERDICTS[key] = err
+    return err
+
+
+def file_digest(path: Path, check_utf8: bool = False) -> str:
+    """sha256 of a file's bytes; with ``check_utf8`` the same read also records its UTF-8 verdict."""
+    if check_utf8:
+        h = hashlib.sha256()
+        scan_utf8(path, h)
+        return h.hexdigest()
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -54,7 +106,7 @@ def fingerprint(files: list[Path], dirs: list[Path], settings: dict) -> str:
     doc = {
         "sql": sql_digest(),
         "settings": settings,
-        "files": {str(p): file_digest(p) for p in files},
+        "files": {str(p): file_digest(p, check_utf8=p.suffix == ".json") for p in files},
         "dirs": {str(p): dir_listing_digest(p) for p in dirs},
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

@@ -9,11 +9,11 @@ and error messages show.
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from xvlm.data.lake import fingerprint as fp
 from xvlm.data.lake.config import (
     CocoPaths,
     Flickr30kPaths,
@@ -48,26 +48,19 @@ def max_object_size(path: Path) -> int:
     return max(size, 1024)
 
 
-def check_utf8(path: Path, chunk: int = 1 << 24) -> None:
+def check_utf8(path: Path) -> None:
     """Raise naming the file and byte offset if it is not valid UTF-8.
 
     DuckDB's JSON reader lets invalid bytes inside strings through into VARCHAR, so JSON inputs are
     validated here (a streamed incremental decode, ~1 GB/s); TSV/CSV lines are checked by read_csv
-    itself and quarantined one by one (invalid_utf8).
+    itself and quarantined one by one (invalid_utf8). The fingerprint already read the file and
+    recorded its verdict (same size and mtime): then it is not read again.
     """
-    dec = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            try:
-                dec.decode(block)
-            except UnicodeDecodeError as exc:
-                raise LakeInputError(path, f"not valid UTF-8 at byte {offset + exc.start}") from exc
-            offset += len(block)
-        try:
-            dec.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise LakeInputError(path, "not valid UTF-8 (truncated multi-byte character at the end)") from exc
+    known, detail = fp.utf8_verdict(path)
+    if not known:
+        detail = fp.scan_utf8(path)
+    if detail is not None:
+        raise LakeInputError(path, detail)
 
 
 def _need(cfg: IngestConfig, rel: str) -> Path:
@@ -159,11 +152,19 @@ def parse_flickr30k(run: SqlRunner, cfg: IngestConfig, p: Flickr30kPaths) -> Non
     run.insert("cand_captions", "flickr30k_captions", file=p.annotations)
 
 
-def parse_vg(run: SqlRunner, cfg: IngestConfig, p: VgPaths) -> None:
-    run.insert("cand_images", "vg_images", file=p.image_data, path=_need(cfg, p.image_data),
-               image_root=p.image_root)
+def parse_vg_regions(run: SqlRunner, cfg: IngestConfig, p: VgPaths) -> None:
     run.insert("cand_boxes", "vg_regions", file=p.region_descriptions,
                path=_need(cfg, p.region_descriptions))
+
+
+def parse_vg(run: SqlRunner, cfg: IngestConfig, p: VgPaths, regions: bool = True) -> None:
+    """``regions=False``: the region file is only checked here; the fused pass reads it later."""
+    run.insert("cand_images", "vg_images", file=p.image_data, path=_need(cfg, p.image_data),
+               image_root=p.image_root)
+    if regions:
+        parse_vg_regions(run, cfg, p)
+    else:
+        _need(cfg, p.region_descriptions)
     if p.attributes:
         run.create("vg_attributes", "vg_attributes", file=p.attributes, path=_need(cfg, p.attributes))
     else:

@@ -70,19 +70,32 @@ class SqlRunner:
             con.execute("SET temp_directory = $t", {"t": str(temp_dir)})
         return cls(con, stage_dir=stage_dir)
 
-    def _bind(self, name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        full = f"{self.prefix}/{name}" if self.prefix else name
+    def _full(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _bind(self, name: str, params: dict[str, Any],
+              ctes: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+        """The query text and its bound values. ``ctes`` maps a relation name the query reads to another
+        ``sql/`` file, run as a CTE of that name (it shadows a table of the same name): two files
+        composed into ONE streamed statement, e.g. ``out_regions`` over ``vg_regions_fused``."""
+        full = self._full(name)
         sql = load_sql(full)
         wanted = sql_params(full)
+        if ctes:
+            defs = ", ".join(f"{_ident(t)} AS ({load_sql(self._full(n))})" for t, n in ctes.items())
+            sql = f"WITH {defs} SELECT * FROM ({sql})"  # noqa: S608 - file texts and checked identifiers
+            for n in ctes.values():
+                wanted = wanted | sql_params(self._full(n))
         missing = wanted - params.keys()
         if missing:
             raise ValueError(f"sql/{full}.sql needs parameters {sorted(missing)}")
         return sql, {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items() if k in wanted}
 
-    def _run(self, name: str, wrapper: str, params: dict[str, Any], file: str | Path | None) -> Any:
+    def _run(self, name: str, wrapper: str, params: dict[str, Any], file: str | Path | None,
+             ctes: dict[str, str] | None = None) -> Any:
         if file is not None:
             params = {**params, "file": str(file)}
-        sql, bound = self._bind(name, params)
+        sql, bound = self._bind(name, params, ctes)
         if "stage_path" in params:
             bound["stage_path"] = params["stage_path"]
         try:
@@ -94,10 +107,11 @@ class SqlRunner:
             where = file or (m.group(1) or m.group(2) if m else None) or f"sql/{self.prefix}/{name}.sql"
             raise LakeInputError(where, f"unusable input ({msg}) [sql/{self.prefix}/{name}.sql]") from exc
 
-    def create(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> int:
+    def create(self, table: str, name: str, file: str | Path | None = None,
+               ctes: dict[str, str] | None = None, **params: Any) -> int:
         """``CREATE OR REPLACE TEMP TABLE table AS <query>``; returns the row count."""
         t = _ident(table)
-        self._run(name, f"CREATE OR REPLACE TEMP TABLE {t} AS {{q}}", params, file)
+        self._run(name, f"CREATE OR REPLACE TEMP TABLE {t} AS {{q}}", params, file, ctes)
         return self.count(t)
 
     def insert(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> None:
@@ -136,6 +150,14 @@ class SqlRunner:
         sql, bound = self._bind(name, params)
         bound["copy_path"] = str(path)
         self.con.execute(f"COPY ({sql}) TO $copy_path (FORMAT parquet, COMPRESSION zstd)", bound)
+
+    def copy_composed(self, name: str, out_path: Path, ctes: dict[str, str], file: str | Path | None = None,
+                      **params: Any) -> int:
+        """Like :meth:`copy_parquet` for a query composed with ``ctes`` (see :meth:`_bind`); input errors
+        name ``file``. Returns the number of rows written."""
+        cur = self._run(name, "COPY ({q}) TO $stage_path (FORMAT parquet, COMPRESSION zstd)",
+                        {**params, "stage_path": str(out_path)}, file, ctes)
+        return int(cur.fetchone()[0])
 
     def query(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         sql, bound = self._bind(name, params)

@@ -1,0 +1,80 @@
+-- Visual Genome region_descriptions.json -> final region boxes (the columns of t_boxes) in ONE
+-- streamed pass: the parse of vg_regions.sql fused with the box rule of final_boxes.sql (same
+-- reasons in the same order, same clipping, same raw JSON), so millions of regions are parsed, checked
+-- and written without staging a candidate table. Keep the two in step: tests/data/test_lake_fused.py
+-- checks that this path and vg_regions + final_boxes give identical lake tables.
+-- Not done here: duplicate_id. The ingest counts ids over this query (fused_regions_check.sql) and
+-- uses the result only when no region id can repeat; otherwise it falls back to the generic path.
+-- The image join is done per image, before the unnest (108K probes, not 5.4M; far less memory).
+-- Grain: one row per region. Parameters: $path, $file, $min_kept_fraction (DOUBLE).
+WITH img AS (
+    SELECT image_key, reason AS img_reason, CAST(width AS DOUBLE) AS iw, CAST(height AS DOUBLE) AS ih
+    FROM t_images
+    WHERE image_key IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY image_key ORDER BY reason NULLS FIRST) = 1
+),
+doc AS (
+    SELECT n, coalesce(id, image_id) AS img_id,
+           'vg_' || CAST(TRY_CAST(coalesce(id, image_id) AS BIGINT) AS VARCHAR) AS image_key, regions
+    FROM read_json(
+        $path, format = 'array',
+        columns = {'id': 'VARCHAR', 'image_id': 'VARCHAR',
+                   'regions': 'STRUCT(region_id VARCHAR, id VARCHAR, image_id VARCHAR, x VARCHAR, y VARCHAR, width VARCHAR, height VARCHAR, phrase VARCHAR)[]'}
+    ) WITH ORDINALITY AS t(id, image_id, regions, n)
+),
+per_image AS (
+    SELECT doc.*, img.image_key AS img_key, img.img_reason, img.iw, img.ih
+    FROM doc LEFT JOIN img ON img.image_key = doc.image_key
+),
+u AS (
+    SELECT * EXCLUDE (regions), unnest(regions) AS r, generate_subscripts(regions, 1) - 1 AS k
+    FROM per_image
+),
+px AS (
+    SELECT
+        image_key, img_key, img_reason, iw, ih, n, k,
+        coalesce(r.region_id, r.id) AS box_id,
+        r.x AS c0, r.y AS c1, r.width AS c2, r.height AS c3, r.phrase AS label,
+        TRY_CAST(r.x AS DOUBLE) AS x, TRY_CAST(r.y AS DOUBLE) AS y,
+        TRY_CAST(r.width AS DOUBLE) AS w, TRY_CAST(r.height AS DOUBLE) AS h,
+        CASE WHEN TRY_CAST(img_id AS BIGINT) IS NULL THEN 'invalid_number' END AS parse_reason
+    FROM u
+),
+cl AS (
+    SELECT
+        *,
+        greatest(x, 0) AS cx0, greatest(y, 0) AS cy0, least(x + w, iw) AS cx1, least(y + h, ih) AS cy1,
+        greatest(least(x + w, iw) - greatest(x, 0), 0) * greatest(least(y + h, ih) - greatest(y, 0), 0) AS kept_area
+    FROM px
+),
+rr AS (
+    SELECT
+        *,
+        CASE
+            WHEN parse_reason IS NOT NULL THEN parse_reason
+            WHEN x IS NULL OR y IS NULL OR w IS NULL OR h IS NULL
+              OR NOT (isfinite(x) AND isfinite(y) AND isfinite(w) AND isfinite(h)) THEN 'invalid_box'
+            WHEN label IS NULL OR NOT regexp_matches(label, '[^\s,.''!?"()*#:;~/-]') THEN 'empty_text'
+            WHEN img_key IS NULL THEN 'unknown_image'
+            WHEN img_reason IS NOT NULL THEN 'image_not_loaded'
+            WHEN iw IS NULL OR ih IS NULL THEN 'unknown_image_size'
+            WHEN w <= 0 OR h <= 0 THEN 'zero_size_box'
+            WHEN kept_area < $min_kept_fraction * w * h THEN 'box_outside_image'
+        END AS final_reason
+    FROM cl
+)
+SELECT
+    'regions' AS entity, image_key, 'vg' AS source, box_id,
+    CASE WHEN final_reason IS NULL THEN cx0 END AS x,
+    CASE WHEN final_reason IS NULL THEN cy0 END AS y,
+    CASE WHEN final_reason IS NULL THEN cx1 - cx0 END AS w,
+    CASE WHEN final_reason IS NULL THEN cy1 - cy0 END AS h,
+    label, CAST(NULL AS VARCHAR[]) AS attributes, CAST([] AS VARCHAR[]) AS flags, false AS is_group,
+    final_reason IS NULL AND (cx0 <> x OR cy0 <> y OR cx1 <> x + w OR cy1 <> y + h) AS clipped,
+    $file AS file,
+    '[' || (n - 1) || '].regions[' || k || ']' AS locator,
+    final_reason AS reason,
+    CASE WHEN final_reason IS NOT NULL THEN to_json({
+        'image_key': image_key, 'box_id': box_id, 'coords': 'xywh', 'c': [c0, c1, c2, c3], 'label': label,
+        'image_width': iw, 'image_height': ih, 'image_reason': img_reason}) END AS raw
+FROM rr
