@@ -1,0 +1,76 @@
+"""The downstream flows log linked MLflow runs: tags point at the pre-training run and checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from prefect.testing.utilities import prefect_test_harness
+
+from tests.eval.rg_corpus import sample_corpus
+from xvlm.models.xvlm import build_model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_backend():
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("mlflow")
+    mlflow.set_tracking_uri(f"sqlite:///{d / 'mlflow.db'}")
+    yield d
+    mlflow.set_tracking_uri(None)
+
+
+def test_downstream_stage_runs_are_linked_to_the_pretraining_run(
+        tmp_path_factory: pytest.TempPathFactory, tracking: Path) -> None:
+    from flows.evaluate import FinetuneOptions, downstream_stage, format_downstream
+
+    raw = sample_corpus(tmp_path_factory)
+    out = tracking / "out"
+    torch.manual_seed(0)
+    ckpt = tracking / "step-00000007.pt"   # our pre-training checkpoint layout (model + config + train_state)
+    torch.save({"model": build_model("xvlm-debug").state_dict(), "config": {"model": "xvlm-debug"},
+                "train_state": {"step": 7}}, ckpt)
+    exp = mlflow.create_experiment("pretrain", artifact_location=(tracking / "pre-art").as_uri())
+    with mlflow.start_run(experiment_id=exp, run_name="pretrain") as pre:
+        mlflow.log_artifact(str(ckpt), "checkpoints")
+    uri = f"runs:/{pre.info.run_id}/checkpoints/step-00000007.pt"
+
+    opts = FinetuneOptions(epochs=1, max_steps=3, batch_size=16, image_size=None, lr=1e-4, augment=True)
+    result = downstream_stage(uri, str(raw), str(out), options=opts, k=8)
+
+    runs = mlflow.search_runs(experiment_names=["xvlm-eval"], output_format="list")
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {"evaluate-retrieval-coco", "evaluate-grounding", "finetune-retrieval-coco",
+                            "finetune-grounding"}
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["pretrain_run_id"] == pre.info.run_id
+        assert r.data.tags["checkpoint"] == uri
+        assert r.data.tags["checkpoint_step"] == "7"
+    ft = by_name["finetune-retrieval-coco"]
+    assert {"test/txt_r1", "test/img_r1", "test/r_mean", "val/r_mean", "train/itc"} <= set(ft.data.metrics)
+    assert ft.data.params["max_steps"] == "3"
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(ft.info.run_id, "figures")}
+    assert arts == {"figures/tr_top5.png", "figures/ir_top5.png"}
+    gr = by_name["finetune-grounding"]
+    assert {"val/acc_iou50", "testA/acc_iou50", "testB/acc_iou50"} <= set(gr.data.metrics)
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(gr.info.run_id, "figures")}
+    assert "figures/boxes_testA.png" in arts
+    text = format_downstream(result)
+    assert "retrieval" in text and "grounding" in text and ft.info.run_id in text
+
+    # the fine-tuned checkpoint evaluates through the same flow and keeps the link to pre-training
+    from flows.evaluate import evaluate
+
+    again = evaluate(result["grounding"]["checkpoint"], str(raw), str(out), tasks=("grounding",))
+    run = mlflow.get_run(again["grounding"]["run_id"])
+    assert run.data.tags["pretrain_run_id"] == pre.info.run_id
+    assert run.data.tags["checkpoint_kind"] == "finetune"
+    assert run.data.metrics["val/acc_iou50"] == pytest.approx(result["grounding"]["metrics"]["val/acc_iou50"])

@@ -1,0 +1,154 @@
+"""Load a checkpoint for fine-tuning or evaluation: ours, a fine-tuned one, or a released X-VLM file.
+
+Accepted inputs (a local file; MLflow URIs are resolved to files by ``flows/evaluate.py``):
+
+- our pre-training checkpoint (``xvlm.train.checkpoint``): ``{"model": state_dict, "config": {"model":
+  <variant name>, ...}, "train_state": {"step": ...}, ...}``;
+- our fine-tuned checkpoint (``save_eval_checkpoint``): ``{"model", "config": {"model_config": {...}},
+  "train_state", "task", "source"}``;
+- a bare state dict in our key layout;
+- a released reference checkpoint (``{"model": ...}`` with ``text_encoder.bert.*`` / official Swin keys),
+  mapped by ``xvlm.models.weights.convert_reference_checkpoint`` (strictly: every parameter must map).
+
+Fine-tuning runs at a larger resolution than pre-training (384 vs 224, METHOD.md §7): ``image_size``
+builds the model with ``window_size = image_size / 32`` (7 at 224, 12 at 384) and every Swin relative-
+position-bias table is resized with ``resize_rel_pos_table`` (timm's resize, the reference's method).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xvlm.models.config import XVLMConfig, get_config
+from xvlm.models.weights import convert_reference_checkpoint, resize_rel_pos_table
+from xvlm.models.xvlm import XVLM
+
+_REFERENCE_KEY = re.compile(r"^text_encoder\.(bert\.|cls\.)|^vision_encoder\.layers\.\d+\.blocks\.\d+\.attn\.relative_position_index$")
+_OURS_KEY = re.compile(r"^(text_encoder\.layer\.|cross_encoder\.layer\.)")
+_TABLE = "relative_position_bias_table"
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model ready for fine-tuning / evaluation and where it came from."""
+
+    model: XVLM
+    source: str
+    kind: str  # "pretrain" | "finetune" | "state_dict" | "reference"
+    step: int | None
+    config: dict[str, Any] = field(default_factory=dict)  # the checkpoint's own config dict, if any
+    resized: list[str] = field(default_factory=list)
+
+
+def config_at_resolution(cfg: XVLMConfig, image_size: int | None) -> XVLMConfig:
+    """``cfg`` with the vision tower at ``image_size`` (window = last-stage grid, as 224/7 and 384/12)."""
+    if image_size is None or image_size == cfg.vision.img_size:
+        return cfg
+    stride = cfg.vision.stride
+    if image_size % stride:
+        raise ValueError(f"image_size {image_size} is not a multiple of the vision stride {stride}")
+    return cfg.replace(vision={"img_size": image_size, "window_size": image_size // stride},
+                       name=f"{cfg.name}@{image_size}")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` of a checkpoint file (a dict; a bare state dict is wrapped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
+    if "model" not in obj and all(isinstance(v, Tensor) for v in obj.values()):
+        return {"model": dict(obj)}
+    if not isinstance(obj.get("model"), Mapping):
+        raise ValueError(f"{path}: no 'model' state dict in the checkpoint (keys {sorted(obj)[:8]})")
+    return dict(obj)
+
+
+def _model_config(ckpt: Mapping[str, Any], model: str | XVLMConfig | None, path: Path) -> XVLMConfig:
+    if isinstance(model, XVLMConfig):
+        return model
+    if model is not None:
+        return get_config(model)
+    conf = ckpt.get("config") or {}
+    if isinstance(conf.get("model_config"), Mapping):
+        return XVLMConfig.from_dict(dict(conf["model_config"]))
+    if isinstance(conf.get("model"), str):
+        return get_config(conf["model"])
+    raise ValueError(f"{path}: the checkpoint does not name its model config; pass model=<variant name>")
+
+
+def _step(ckpt: Mapping[str, Any]) -> int | None:
+    ts = ckpt.get("train_state")
+    if isinstance(ts, Mapping) and "step" in ts:
+        return int(ts["step"])
+    return int(ckpt["step"]) if "step" in ckpt else None
+
+
+def resize_tables(sd: dict[str, Tensor], model: XVLM) -> list[str]:
+    """Resize, in place, every Swin bias table whose window differs from ``model``'s; returns their keys."""
+    ours = model.state_dict()
+    resized: list[str] = []
+    for k, v in list(sd.items()):
+        if k.endswith(_TABLE) and k in ours and ours[k].shape != v.shape:
+            side = int(round(ours[k].shape[0] ** 0.5))
+            sd[k] = resize_rel_pos_table(v, (side + 1) // 2)
+            resized.append(k)
+    return resized
+
+
+def load_checkpoint(path: str | Path, model: str | XVLMConfig | None = None,
+                    image_size: int | None = None) -> LoadedCheckpoint:
+    """Build the model and load ``path`` strictly (see the module docstring for accepted layouts).
+
+    Args:
+        model: variant name or config; required for released reference checkpoints (they carry a YAML
+            config we do not parse), optional for ours (read from ``config``).
+        image_size: build the vision tower at this resolution, resizing the position-bias tables.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    sd = {k: v for k, v in ckpt["model"].items() if isinstance(v, Tensor)}
+    is_reference = any(_REFERENCE_KEY.search(k) for k in sd) and not any(_OURS_KEY.match(k) for k in sd)
+    if is_reference and model is None:
+        raise ValueError(f"{path}: a released reference checkpoint; pass model=<variant name> "
+                         "(e.g. xvlm-base, or xvlm-base-384 for a fine-tuned one)")
+    cfg = config_at_resolution(_model_config(ckpt, model, path), image_size)
+    net = XVLM(cfg)
+    if is_reference:
+        converted, report = convert_reference_checkpoint(sd, net)
+        if report.unmapped or report.new:
+            raise ValueError(f"{path}: reference checkpoint does not fit {cfg.name}: {report.summary()}; "
+                             f"missing {report.new[:5]}")
+        net.load_state_dict(converted, strict=True)
+        return LoadedCheckpoint(net, str(path), "reference", _step(ckpt), {}, report.resized)
+    resized = resize_tables(sd, net)
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: state dict does not fit {cfg.name}: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    conf = dict(ckpt.get("config") or {})
+    kind = "finetune" if "task" in ckpt else "pretrain" if "train_state" in ckpt else "state_dict"
+    return LoadedCheckpoint(net, str(path), kind, _step(ckpt), conf, resized)
+
+
+def save_eval_checkpoint(path: str | Path, model: XVLM, *, task: str, step: int, source: str,
+                         extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a fine-tuned model that ``load_checkpoint`` reads back (self-describing config), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "config": {"model_config": model.cfg.to_dict(), **(extra or {})},
+             "train_state": {"step": int(step)}, "task": task, "source": source}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
