@@ -1,16 +1,22 @@
-"""MLflow callback contents, the mlflow-import boundary, and learning on shape scenes."""
+"""MLflow callback contents, the mlflow-import boundary, and learning (fixed batch and shape-scene shards)."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.train.shardgen import write_shards
 from tests.train.test_train import small_config
+from xvlm.data.loader import PretrainStream
+from xvlm.models.objective import pretrain_losses
 from xvlm.train import train
+from xvlm.train.loop import build_train_model, to_device
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,18 +56,88 @@ def test_mlflow_callback_logs_run(tmp_path: Path) -> None:
     assert (tmp_path / "artifacts").is_dir()
 
 
+LN8 = math.log(8)  # ITC at chance for 8 texts: the value a collapsed model sits at
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: faster than 2 on this tiny model when the 2 cores are shared, and reproducible."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_debug_text_tower_distinguishes_texts_at_init() -> None:
+    """Regression (ITC stuck at ln 8): with BERT's fixed std 0.02 at hidden 32 the text CLS was the same for
+    every text (across-batch std 0.004), which made ITC collapse the vision tower. Base init stays 0.02."""
+    from xvlm.models.config import get_config
+    from xvlm.models.xvlm import XVLM, init_std
+
+    assert init_std(get_config("xvlm-base").text) == 0.02
+    torch.manual_seed(0)
+    model = XVLM(get_config("xvlm-debug")).eval()
+    assert model.text_proj.weight.std().item() == pytest.approx(0.02 * math.sqrt(768 / 32), rel=0.1)
+    ids = torch.randint(1000, 30000, (8, 12))
+    ids[:, 0] = 101
+    with torch.no_grad():
+        cls = model.encode_text(ids, torch.ones_like(ids))[:, 0]
+    assert cls.std(0).mean().item() > 0.03  # was 0.004 with std 0.02
+
+
+def test_fixed_batch_overfits_every_loss(tmp_path: Path, one_thread: None) -> None:
+    """The minimal overfit check: one fixed batch of 8 texts on 5 images, model + losses without the loop.
+    Every loss must fall far below its chance / prior value (ITC ln 8, ITM 0.64 = entropy of 1/3 positives);
+    with the old init ITC was still 1.46 and ITM 0.59 after these 120 steps."""
+    shards = write_shards(tmp_path / "shards", 8, 1, size=(96, 96), seed=3)
+    cfg = small_config(tmp_path, shards)
+    cfg.data.randaugment = False
+    cfg.data.region_prob = 0.0
+    torch.manual_seed(0)
+    model = build_train_model(cfg)
+    lb = next(iter(PretrainStream(cfg.data)))
+    assert len(set(lb.texts)) == 8 and len(lb.keys) == 5
+    batch = to_device(lb.batch, torch.device("cpu"), model.cfg.image_mean, model.cfg.image_std)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    history = []
+    for _ in range(120):
+        losses = pretrain_losses(model, batch, gen)
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+        history.append({k: v.item() for k, v in losses.items()})
+    first, last = history[0], {k: np.mean([h[k] for h in history[-5:]]) for k in history[0]}
+    # ITC floor here is ~0.35: two texts of one image share a box (identical concept features)
+    assert last["itc"] < 0.3 * LN8, last
+    assert last["itm"] < 0.5 * 0.6365, last
+    for key in ("mlm", "bbox_l1", "bbox_giou"):
+        assert last[key] < 0.3 * first[key], (key, first[key], last[key])
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, reason="OPEN: in 400 steps (lr 3e-3) MLM falls 7.1->2.0 and bbox L1/GIoU "
-                   "~10%, but ITC stays at ln(8) and ITM at 0.64; needs tuning (docs/training.md)")
-@pytest.mark.timeout(600)
-def test_debug_model_learns_every_loss(tmp_path: Path) -> None:
-    shards = write_shards(tmp_path / "shards", 48, 2, size=(96, 96), seed=3)
-    cfg = small_config(tmp_path, shards, steps=160, ckpt_every=1000, deterministic=False)
+@pytest.mark.timeout(300)
+def test_debug_model_learns_on_scene_shards(tmp_path: Path, one_thread: None) -> None:
+    """The real loop (loader, AdamW groups, warmup, clipping) on 24 shape scenes, 400 steps: ITC must leave
+    chance (ln 8, where it used to stay) by a wide margin and MLM must fall by more than half.
+
+    Measured (1 thread, ~25 s CPU): ITC 2.22 -> 1.42, MLM 10.3 -> 2.9 (first vs last 20 steps). The
+    margins leave ~0.3 nats / 2x of slack for seed and platform noise. ITM (0.64 = the 1/3 prior) and the
+    bbox losses do not move yet in this budget on the stream (see docs/training.md, "Known gaps"); they are
+    asserted on the fixed batch above, which shows the model and losses can learn them.
+    """
+    shards = write_shards(tmp_path / "shards", 24, 2, size=(96, 96), seed=3)
+    cfg = small_config(tmp_path, shards, steps=400, ckpt_every=1000, deterministic=False)
     cfg.optim.lr = 1e-3
-    cfg.optim.warmup_steps = 10
+    cfg.optim.warmup_steps = 50
     cfg.data.randaugment = False
     losses = train(cfg).losses
-    for key in ("itc", "itm", "mlm", "bbox_l1", "bbox_giou"):
+
+    def smooth(key: str) -> tuple[float, float]:
         series = np.array([r[key] for r in losses])
-        start, end = series[:20].mean(), series[-20:].mean()
-        assert end < 0.85 * start, (key, start, end)
+        return float(series[:20].mean()), float(series[-20:].mean())
+
+    itc0, itc1 = smooth("itc")
+    assert itc1 < LN8 - 0.35 and itc1 < 0.8 * itc0, (itc0, itc1)
+    mlm0, mlm1 = smooth("mlm")
+    assert mlm1 < 0.5 * mlm0, (mlm0, mlm1)

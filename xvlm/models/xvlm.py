@@ -306,6 +306,23 @@ class MLMHead(nn.Module):
 # --------------------------------------------------------------------------------------------------------
 
 
+BERT_INIT_STD, BERT_INIT_WIDTH = 0.02, 768  # BERT-base's initializer_range and the width it was set for
+
+
+def init_std(text: TextConfig) -> float:
+    """Weight std for the BERT-style init: 0.02 at hidden 768 (BERT-base, the reference), scaled by
+    sqrt(768 / hidden) at other widths so that sqrt(fan_in) * std, the per-element scale of every projection
+    output, stays BERT-base's ~0.55.
+
+    Why: with a fixed 0.02 a narrow tower is nearly the identity at init. At hidden 32 (``xvlm-debug``) each
+    layer changed the [CLS] state by ~1%, so the ITC text feature (the CLS) was the same for every text
+    (across-batch std 0.004). Against identical text features the ITC minimum is reached by making the image
+    features identical too (loss ln B), so training collapsed the vision tower within ~10 steps and never left
+    that saddle: ITC stayed at ln B and ITM at the label prior while MLM (token states) still learned.
+    """
+    return BERT_INIT_STD * math.sqrt(BERT_INIT_WIDTH / text.hidden_size)
+
+
 class XVLM(nn.Module):
     """X-VLM towers and heads. Every method returns features or logits; losses are elsewhere.
 
@@ -329,15 +346,16 @@ class XVLM(nn.Module):
         self.itm_head = build_mlp(t.hidden_size, 2)
         self.bbox_head = build_mlp(t.hidden_size, 4)
         self.mlm_head = MLMHead(t)
+        std = init_std(t)
         for name, module in self.named_children():
             if name != "vision_encoder":  # timm initialises Swin itself
-                module.apply(self._init_bert_style)
+                module.apply(lambda m: self._init_bert_style(m, std))
 
     @staticmethod
-    def _init_bert_style(m: nn.Module) -> None:
-        """BERT's init (normal 0.02, zero bias, unit LayerNorm); weights from checkpoints overwrite it."""
+    def _init_bert_style(m: nn.Module, std: float = BERT_INIT_STD) -> None:
+        """BERT's init (normal ``std``, zero bias, unit LayerNorm); weights from checkpoints overwrite it."""
         if isinstance(m, nn.Linear | nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
+            nn.init.normal_(m.weight, std=std)
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
         if isinstance(m, nn.LayerNorm):
