@@ -11,7 +11,10 @@ that child, from ``os.wait4``) is its own:
   does strictly less work.
 
 Usage: ``python bench/gen_vg_regions.py bench/out/vg_full`` then
-``python bench/ingest_vg_regions.py bench/out/vg_full [--repeat 1]``. Prints a Markdown table row.
+``python bench/ingest_vg_regions.py bench/out/vg_full [--repeat 3] [--generic]``. The sides are
+interleaved (the order alternates run by run) because the machine is shared and noisy; each run prints
+a Markdown table row (wall time, CPU time = user + sys of the child, peak RSS) and the last line gives
+the median ratios. ``--generic`` times the lake with ``fused_regions=False`` (the generic path).
 """
 
 from __future__ import annotations
@@ -20,16 +23,17 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 
-def run_lake(raw: Path, out: Path) -> dict:
+def run_lake(raw: Path, out: Path, fused: bool = True) -> dict:
     from xvlm.data.lake import IngestConfig, ingest_source
 
-    cfg = IngestConfig(raw_root=raw, out=out, check_images=False)
+    cfg = IngestConfig(raw_root=raw, out=out, check_images=False, fused_regions=fused)
     t0 = time.perf_counter()
     stats = ingest_source(cfg, "vg", force=True)
     return {"seconds": time.perf_counter() - t0, "regions_loaded": stats["entities"]["regions"]["loaded"],
@@ -71,6 +75,7 @@ def _child(side: str, raw: Path, out: Path) -> dict:
         raise RuntimeError(f"{side} failed with status {status}")
     res = json.loads(stdout.strip().splitlines()[-1])
     res["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+    res["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     return res
 
 
@@ -78,26 +83,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="VG regions ingest benchmark (lake vs json.load + pyarrow).")
     ap.add_argument("raw", type=Path, nargs="?", help="directory written by bench/gen_vg_regions.py")
     ap.add_argument("--out", type=Path, default=Path("bench/out/ingest"))
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--generic", action="store_true", help="lake side with fused_regions=False")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         side, raw, out = a.child
-        fn = run_lake if side == "lake" else run_baseline
-        print(json.dumps(fn(Path(raw), Path(out))))
+        res = run_baseline(Path(raw), Path(out)) if side == "baseline" else \
+            run_lake(Path(raw), Path(out), fused=side == "lake")
+        print(json.dumps(res))
         return
     size = (a.raw / "vg" / "region_descriptions.json").stat().st_size
-    for _ in range(a.repeat):
-        base = _child("baseline", a.raw, a.out / "baseline")
-        lake = _child("lake", a.raw, a.out / "lake")
+    lake_side = "lake-generic" if a.generic else "lake"
+    speeds, mems = [], []
+    for i in range(a.repeat):
+        order = ("baseline", lake_side) if i % 2 == 0 else (lake_side, "baseline")
+        res = {side: _child(side, a.raw, a.out / side) for side in order}
+        base, lake = res["baseline"], res[lake_side]
         assert lake["regions_in"] == base["regions_in"], (lake, base)
         speed = base["seconds"] / lake["seconds"]
         mem = lake["peak_rss_mib"] / base["peak_rss_mib"]
-        print(json.dumps({"file_bytes": size, "regions": base["regions_in"], "baseline": base, "lake": lake,
+        speeds.append(speed)
+        mems.append(mem)
+        print(json.dumps({"run": i + 1, "first": order[0], "file_bytes": size, "regions": base["regions_in"],
+                          "load_avg": os.getloadavg(), "baseline": base, "lake": lake,
                           "speedup": round(speed, 2), "memory_ratio": round(mem, 3)}))
-        print(f"| {size / 1e9:.2f} GB, {base['regions_in']:,} regions | baseline {base['seconds']:.1f} s, "
-              f"{base['peak_rss_mib']:.0f} MiB | lake {lake['seconds']:.1f} s, {lake['peak_rss_mib']:.0f} MiB | "
-              f"{speed:.2f}x faster | {mem:.3f} of the memory |")
+        print(f"| {i + 1} ({order[0]} first) | baseline {base['seconds']:.1f} s (cpu {base['cpu_seconds']:.1f} s), "
+              f"{base['peak_rss_mib']:.0f} MiB | {lake_side} {lake['seconds']:.1f} s (cpu {lake['cpu_seconds']:.1f} s), "
+              f"{lake['peak_rss_mib']:.0f} MiB | {speed:.2f}x | {mem:.3f} |", flush=True)
+    print(f"median speedup {statistics.median(speeds):.2f}x, median memory ratio {statistics.median(mems):.3f} "
+          f"({a.repeat} runs, {size / 1e9:.2f} GB, lake side: {lake_side})")
 
 
 if __name__ == "__main__":

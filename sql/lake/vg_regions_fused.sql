@@ -5,7 +5,8 @@
 -- checks that this path and vg_regions + final_boxes give identical lake tables.
 -- Not done here: duplicate_id. The ingest counts ids over this query (fused_regions_check.sql) and
 -- uses the result only when no region id can repeat; otherwise it falls back to the generic path.
--- The image join is done per image, before the unnest (108K probes, not 5.4M; far less memory).
+-- The image join is done per image, before the unnest (108K probes, not 5.4M). locator and raw are
+-- built for quarantined rows only (the only rows whose locator reaches the lake).
 -- Grain: one row per region. Parameters: $path, $file, $min_kept_fraction (DOUBLE).
 WITH img AS (
     SELECT image_key, reason AS img_reason, CAST(width AS DOUBLE) AS iw, CAST(height AS DOUBLE) AS ih
@@ -72,7 +73,7 @@ SELECT
     label, CAST(NULL AS VARCHAR[]) AS attributes, CAST([] AS VARCHAR[]) AS flags, false AS is_group,
     final_reason IS NULL AND (cx0 <> x OR cy0 <> y OR cx1 <> x + w OR cy1 <> y + h) AS clipped,
     $file AS file,
-    '[' || (n - 1) || '].regions[' || k || ']' AS locator,
+    CASE WHEN final_reason IS NOT NULL THEN '[' || (n - 1) || '].regions[' || k || ']' END AS locator,
     final_reason AS reason,
     CASE WHEN final_reason IS NOT NULL THEN to_json({
         'image_key': image_key, 'box_id': box_id, 'coords': 'xywh', 'c': [c0, c1, c2, c3], 'label': label,

@@ -12,6 +12,7 @@ the generic path, so the lake is identical either way (``tests/data/test_lake_fu
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,17 +32,32 @@ class FusedRegions:
 def fused_vg_regions(run: SqlRunner, cfg: IngestConfig, p: VgPaths, out_path: Path) -> FusedRegions | None:
     """Write VG's final ``regions`` partition to ``out_path``; quarantined rows go to table ``fused_check``.
 
-    Needs ``t_images`` (the box rule joins image sizes). Returns None - and writes nothing - when a
-    region id could repeat (non-integer or repeated ids): the caller then runs the generic path.
+    Needs ``t_images`` (the box rule joins image sizes). Returns None - and leaves nothing written -
+    when a region id could repeat (non-integer or repeated ids): the caller then runs the generic path.
     """
     params = {"path": cfg.resolve(p.region_descriptions), "min_kept_fraction": cfg.min_kept_fraction}
-    loaded = run.copy_composed("out_regions", out_path, {"t_boxes": "vg_regions_fused"},
-                               file=p.region_descriptions, **params)
-    run.create("fused_check", "fused_regions_check", file=p.region_descriptions,
-               ctes={"fused_regions": "vg_regions_fused"}, **params)
-    rows_in, n_ids, n_int, n_non_int = run.con.execute(
-        "SELECT rows_in, n_ids, n_distinct_int_ids, n_non_int_ids FROM fused_check").fetchone()
-    if n_non_int or n_int != n_ids:
+    # DuckDB cannot estimate a JSON file's size (it guesses a few dozen rows) and would build the join's
+    # hash table on the region file - the whole 0.7 GB - instead of on the images; keep the build side
+    # on the images for these two statements.
+    run.con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+    # DuckDB parses one JSON array on one thread, so the two passes run side by side (two cursors).
+    side = run.fork()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            check = pool.submit(side.create, "fused_check", "fused_regions_check", file=p.region_descriptions,
+                                ctes={"fused_regions": "vg_regions_fused"}, temp=False, **params)
+            try:
+                loaded = run.copy_composed("out_regions", out_path, {"t_boxes": "vg_regions_fused"},
+                                           file=p.region_descriptions, **params)
+            finally:
+                check.result()
+    finally:
+        side.close()
+        run.con.execute("RESET disabled_optimizers")
+    rows_in, n_ids, n_non_int = run.con.execute(
+        "SELECT rows_in, n_ids, n_non_int_ids FROM fused_check").fetchone()
+    n, n_distinct = run.query("fused_ids_check", regions_path=out_path)[0] if not n_non_int else (-1, -1)
+    if n_non_int or not n == n_distinct == n_ids:
         out_path.unlink(missing_ok=True)
         run.con.execute("DROP TABLE fused_check")
         return None

@@ -108,10 +108,12 @@ class SqlRunner:
             raise LakeInputError(where, f"unusable input ({msg}) [sql/{self.prefix}/{name}.sql]") from exc
 
     def create(self, table: str, name: str, file: str | Path | None = None,
-               ctes: dict[str, str] | None = None, **params: Any) -> int:
-        """``CREATE OR REPLACE TEMP TABLE table AS <query>``; returns the row count."""
+               ctes: dict[str, str] | None = None, temp: bool = True, **params: Any) -> int:
+        """``CREATE OR REPLACE TEMP TABLE table AS <query>``; returns the row count.
+
+        ``temp=False``: a plain table of the in-memory database, visible to :meth:`fork` cursors too."""
         t = _ident(table)
-        self._run(name, f"CREATE OR REPLACE TEMP TABLE {t} AS {{q}}", params, file, ctes)
+        self._run(name, f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {t} AS {{q}}", params, file, ctes)
         return self.count(t)
 
     def insert(self, table: str, name: str, file: str | Path | None = None, **params: Any) -> None:
@@ -150,6 +152,16 @@ class SqlRunner:
         sql, bound = self._bind(name, params)
         bound["copy_path"] = str(path)
         self.con.execute(f"COPY ({sql}) TO $copy_path (FORMAT parquet, COMPRESSION zstd)", bound)
+
+    def fork(self) -> SqlRunner:
+        """A runner on a new cursor of the same database (it can run a query concurrently with this one,
+        from another thread); the staged views are declared there too (temp views are per cursor)."""
+        other = SqlRunner(self.con.cursor(), self.prefix, self.stage_dir)
+        for t, (d, schema) in self._staged.items():
+            glob = str(d / "part-*.parquet").replace("'", "''")
+            other.con.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")  # noqa: S608
+            other._staged[t] = (d, schema)
+        return other
 
     def copy_composed(self, name: str, out_path: Path, ctes: dict[str, str], file: str | Path | None = None,
                       **params: Any) -> int:
