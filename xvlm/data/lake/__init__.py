@@ -25,7 +25,7 @@ from xvlm.data.lake.config import (
     WebCaptionPaths,
 )
 from xvlm.data.lake.ingest import format_source_stats, ingest, ingest_lake, ingest_source, source_fingerprint
-from xvlm.data.lake.views import LAKE_DB, lake_sql, lake_stats, write_lake_db
+from xvlm.data.lake.views import LAKE_DB, connect_lake_db, lake_sql, lake_stats, write_lake_db
 from xvlm.data.lake.writer import TABLES
 
 
@@ -36,7 +36,7 @@ def format_stats(stats: dict[str, dict[str, Any]]) -> str:
 
 __all__ = [
     "LAKE_DB", "SOURCES", "TABLES", "CocoPaths", "Flickr30kPaths", "IngestConfig", "KarpathyPaths",
-    "LakeInputError", "Objects365Paths", "OpenImagesPaths", "VgPaths", "WebCaptionPaths", "format_source_stats",
+    "LakeInputError", "Objects365Paths", "OpenImagesPaths", "VgPaths", "WebCaptionPaths", "connect_lake_db", "format_source_stats",
     "format_stats", "ingest", "ingest_lake", "ingest_source", "lake_sql", "lake_stats", "source_fingerprint",
     "write_lake_db",
 ]

@@ -18,6 +18,21 @@ import duckdb
 from xvlm.data.lake.writer import PART_FILE, TABLES
 
 LAKE_DB = "lake.duckdb"
+# Storage format for lake.duckdb: the `duckdb` shell the project ships (PyPI duckdb-cli 1.5.x) reads
+# storage versions 64-68 only, while the Python duckdb 2.x writes 69 by default. v1.4.0 is readable
+# by both (tests/data/test_lake_views.py runs the shell on a written lake).
+STORAGE_COMPATIBILITY = "v1.4.0"
+
+
+def connect_lake_db(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open ``lake.duckdb``; for writing, with the storage version the shipped shell can read.
+
+    Every writer of the file must go through here (a plain ``duckdb.connect`` creating the file
+    would make it unreadable for the shell).
+    """
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
 
 
 def _lit(s: str) -> str:
@@ -39,7 +54,7 @@ def _view_ddl(out: Path, tables: list[str]) -> list[str]:
 
 def _existing_ddl(db: Path) -> list[str] | None:
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        con = connect_lake_db(db, read_only=True)
     except duckdb.Error:
         return None
     try:
@@ -64,7 +79,7 @@ def write_lake_db(out: Path) -> Path | None:
     if final.is_file() and _existing_ddl(final) == ddl:
         return final
     tmp = out / f".{LAKE_DB}.{uuid.uuid4().hex}.tmp"
-    con = duckdb.connect(str(tmp))
+    con = connect_lake_db(tmp)
     try:
         for stmt in ddl:
             con.execute(stmt)
@@ -107,7 +122,7 @@ def lake_sql(lake_root: str | Path, query: str) -> tuple[list[str], list[tuple[A
     db = Path(lake_root) / LAKE_DB
     if not db.is_file():
         raise FileNotFoundError(f"{db}: no lake database; run the ingest first")
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect_lake_db(db, read_only=True)
     try:
         cur = con.execute(query)
         return [d[0] for d in cur.description], cur.fetchall()
