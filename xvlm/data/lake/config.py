@@ -41,12 +41,24 @@ class CocoPaths:
         "train2017": "coco/train2017", "val2017": "coco/val2017"})
 
 
+# RefCOCO+ evaluation files in the reference fine-tuning's form, by split (the sample corpus layout).
+REFCOCO_PLUS_SPLITS: dict[str, str] = {
+    "val": "refcoco+/refcoco+_val.json", "testA": "refcoco+/refcoco+_testA.json",
+    "testB": "refcoco+/refcoco+_testB.json"}
+
+
 @dataclass(frozen=True)
 class KarpathyPaths:
-    """Karpathy's ``dataset_*.json`` files; they feed the ``splits`` table (None = not given)."""
+    """Downstream split files; they feed the ``splits`` table (None = not given).
+
+    ``coco`` / ``flickr30k``: Karpathy's ``dataset_*.json``. ``refcoco_plus``: split name -> RefCOCO+
+    file of the reference fine-tuning (``[{image, text, ref_id}]``). Left at the default layout, it is
+    skipped when none of those files exists; any other value must name existing files.
+    """
 
     coco: str | None = "karpathy/dataset_coco.json"
     flickr30k: str | None = "karpathy/dataset_flickr30k.json"
+    refcoco_plus: dict[str, str] | None = field(default_factory=lambda: dict(REFCOCO_PLUS_SPLITS))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xvlm.data.lake import fingerprint as fp
 from xvlm.data.lake.config import (
+    REFCOCO_PLUS_SPLITS,
     CocoPaths,
     Flickr30kPaths,
     IngestConfig,
@@ -82,7 +83,8 @@ def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
         return SourceInputs([r(f) for f in [*p.captions.values(), *p.instances.values()]],
                             [r(d) for d in p.image_dirs.values()], True)
     if isinstance(p, KarpathyPaths):
-        return SourceInputs([r(f) for f in (p.coco, p.flickr30k) if f], [], False)
+        files = [r(f) for f in (p.coco, p.flickr30k) if f] + [r(f) for f in refcoco_plus_files(cfg, p).values()]
+        return SourceInputs(files, [], False)
     if isinstance(p, Flickr30kPaths):
         return SourceInputs([r(p.annotations)], [r(p.image_dir)], True)
     if isinstance(p, VgPaths):
@@ -135,6 +137,15 @@ def parse_objects365(run: SqlRunner, cfg: IngestConfig, p: Objects365Paths) -> N
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
 
 
+def refcoco_plus_files(cfg: IngestConfig, p: KarpathyPaths) -> dict[str, str]:
+    """The RefCOCO+ split files to read: none when left at the default layout and none of them exists."""
+    if not p.refcoco_plus:
+        return {}
+    if p.refcoco_plus == REFCOCO_PLUS_SPLITS and not any(cfg.resolve(f).is_file() for f in p.refcoco_plus.values()):
+        return {}
+    return dict(p.refcoco_plus)
+
+
 def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
     for dataset, rel in (("coco", p.coco), ("flickr30k", p.flickr30k)):
         if rel is None:
@@ -142,6 +153,8 @@ def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
         path = _need(cfg, rel)
         run.create("karpathy_doc", "karpathy_doc", file=rel, path=path, max_object_size=max_object_size(path))
         run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel)
+    for split, rel in refcoco_plus_files(cfg, p).items():
+        run.insert("cand_splits", "refcoco_splits", file=rel, path=_need(cfg, rel), split=split)
 
 
 def parse_flickr30k(run: SqlRunner, cfg: IngestConfig, p: Flickr30kPaths) -> None:
