@@ -36,6 +36,15 @@ from xvlm.models.xvlm import build_model
 from xvlm.tokenizer import build_tokenizer
 
 
+@pytest.fixture
+def one_thread():
+    """The learning tests' numbers were measured single-threaded (reduction order changes the run)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_corpus(tmp_path_factory)
@@ -164,7 +173,7 @@ def test_checkpoint_round_trip_at_a_new_resolution(small: tuple, tmp_path: Path)
 # --------------------------------------------------------------------------------------------------------
 
 
-def test_short_finetune_learns_retrieval_far_above_chance(raw: Path) -> None:
+def test_short_finetune_learns_retrieval_far_above_chance(raw: Path, one_thread: None) -> None:
     """300 steps of ITC + ITM from a random debug model (96 px); val selects, test is scored once.
 
     Chance: TR R@1 = 5 captions / 120 texts = 1/N_img and IR R@1 = 1/N_img = 1/24 = 4.2%. Asserted: the
@@ -173,7 +182,6 @@ def test_short_finetune_learns_retrieval_far_above_chance(raw: Path) -> None:
     The ITM head does not get past the class prior in this budget (loss ~0.636 = H(1/3)), so the
     ITM-re-ranked numbers are only checked to be well-formed here; see docs/evaluation.md.
     """
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     tok = build_tokenizer()
     model = build_model("xvlm-debug")
