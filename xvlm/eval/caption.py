@@ -120,7 +120,7 @@ def finetune_caption(model: XVLM, train: Sequence[CaptionImage], val: Sequence[C
     images = ImageCache(model.cfg)
     loader = Batches(train_pairs(train, cfg.max_words), cfg.batch_size, make_collate(images, tok, cfg), cfg.seed)
     ft = FinetuneConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac,
-                        new_lr_mult=cfg.new_lr_mult, max_steps=cfg.max_steps, seed=cfg.seed,
+                        max_steps=cfg.max_steps, seed=cfg.seed,
                         select="caption/CIDEr" if val else None)
     evaluate = (lambda m: evaluate_captions(m, val, cfg, images, use_java)[0]) if val else None
     loss = caption_loss_fn(len(prompt_ids(tok, cfg.prompt)), cfg.label_smoothing)

@@ -70,9 +70,9 @@ def finetune_nlvr2(model: XVLM, train: Sequence[NLVR2Example], dev: Sequence[NLV
     images = ImageCache(model.cfg)
     loader = Batches(train, cfg.batch_size, make_collate(images, build_tokenizer(), cfg), cfg.seed)
     ft = FinetuneConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac,
-                        new_lr_mult=cfg.new_lr_mult, max_steps=cfg.max_steps, seed=cfg.seed,
+                        max_steps=cfg.max_steps, seed=cfg.seed,
                         select="nlvr2_acc" if dev else None)
     evaluate = (lambda m: evaluate_nlvr2(m, dev, cfg, images)[0]) if dev else None
     result = finetune(nlvr, nlvr2_loss, loader, ft, evaluate=evaluate, callback=callback,
-                      new_param_prefixes=nlvr.new_params, device=device)
+                      lr_mults={pre: cfg.new_lr_mult for pre in nlvr.new_params}, device=device)
     return nlvr, result

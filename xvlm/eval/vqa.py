@@ -130,9 +130,9 @@ def finetune_vqa(model: XVLM, train: Sequence[VQAExample], val: Sequence[VQAExam
     loader = Batches(train_items(train, cfg.max_words), cfg.batch_size,
                      make_collate(images, build_tokenizer(), cfg.max_tokens), cfg.seed)
     ft = FinetuneConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac,
-                        new_lr_mult=cfg.new_lr_mult, max_steps=cfg.max_steps, seed=cfg.seed,
+                        max_steps=cfg.max_steps, seed=cfg.seed,
                         select="vqa_acc" if val else None)
     evaluate = (lambda m: evaluate_vqa(m, val, answer_list, cfg, images)[0]) if val else None
     result = finetune(vqa, vqa_loss, loader, ft, evaluate=evaluate, callback=callback,
-                      new_param_prefixes=vqa.new_params, device=device)
+                      lr_mults={pre: cfg.new_lr_mult for pre in vqa.new_params}, device=device)
     return vqa, result
