@@ -96,10 +96,13 @@ def test_banner_and_pid_file(served: Served) -> None:
 def test_deployment_run_is_tracked_in_mlflow(served: Served) -> None:
     runs = _post(f"http://127.0.0.1:{served.mlflow_port}/api/2.0/mlflow/runs/search",
                  {"experiment_ids": ["1"]})["runs"]
-    assert [r["info"]["run_name"] for r in runs] == ["ingest"]
-    assert runs[0]["info"]["status"] == "FINISHED"
-    metrics = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
+    by_name = {r["info"]["run_name"]: r for r in runs}
+    assert {"ingest", "shards"} <= set(by_name) and len(runs) == 3      # ingest, shards, pre-training
+    assert all(r["info"]["status"] == "FINISHED" for r in runs)
+    metrics = {m["key"]: m["value"] for m in by_name["ingest"]["data"]["metrics"]}
     assert metrics["vg.regions.loaded"] > 0
+    (train,) = [r for name, r in by_name.items() if name not in ("ingest", "shards")]
+    assert any(m["key"] == "loss_itc" for m in train["data"]["metrics"])
 
 
 @pytest.mark.browser
@@ -108,8 +111,9 @@ def test_both_uis_show_the_run_in_chromium(served: Served) -> None:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    run_id = _post(f"http://127.0.0.1:{served.mlflow_port}/api/2.0/mlflow/runs/search",
-                   {"experiment_ids": ["1"]})["runs"][0]["info"]["run_id"]
+    run_id = next(r["info"]["run_id"] for r in _post(
+        f"http://127.0.0.1:{served.mlflow_port}/api/2.0/mlflow/runs/search", {"experiment_ids": ["1"]})["runs"]
+        if r["info"]["run_name"] == "ingest")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
