@@ -28,6 +28,7 @@ import torch
 from prefect import flow, get_run_logger, task
 from torch.utils.data import DataLoader
 
+from flows.tracking import FinetuneMlflowCallback, experiment_id
 from xvlm.data.downstream.grounding import GroundingSplit, read_refcoco
 from xvlm.data.downstream.images import load_rgb
 from xvlm.data.downstream.retrieval import RetrievalSplit, read_albef
@@ -89,33 +90,6 @@ def lineage(uri: str, ckpt: LoadedCheckpoint, pretrain_run_id: str | None) -> di
     return {"pretrain_run_id": run or "unknown", "checkpoint": uri,
             "checkpoint_step": str(ckpt.step if ckpt.step is not None else "unknown"),
             "checkpoint_kind": ckpt.kind}
-
-
-def _experiment(out: Path, name: str) -> str:
-    import mlflow
-
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return mlflow.create_experiment(name, artifact_location=(out / "mlartifacts").absolute().as_uri())
-
-
-class _MlflowCallback:
-    """Fine-tune hooks -> MLflow metrics (train losses every ``every`` steps, validation every epoch)."""
-
-    def __init__(self, every: int = 10) -> None:
-        self.every = every
-
-    def on_step(self, step: int, losses: dict[str, float], lr: float) -> None:
-        import mlflow
-
-        if step % self.every == 0 or step == 1:
-            mlflow.log_metrics({**{f"train/{k}": v for k, v in losses.items()}, "train/lr": lr}, step=step)
-
-    def on_eval(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
-        import mlflow
-
-        mlflow.log_metrics({f"val/{k}": v for k, v in metrics.items()}, step=step)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -222,7 +196,7 @@ def _load(checkpoint: str, model: str | None, image_size: int | None) -> tuple[L
 def _start_run(out: str, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any]) -> Any:
     import mlflow
 
-    mlflow.set_experiment(experiment_id=_experiment(Path(out), experiment))
+    mlflow.set_experiment(experiment_id=experiment_id(experiment, Path(out)))
     run = mlflow.start_run(run_name=name)
     mlflow.set_tags({**tags, "stage": name})
     mlflow.log_params({k: str(v) for k, v in params.items()})
@@ -254,7 +228,7 @@ def finetune_retrieval(checkpoint: str, raw_root: str, out: str, dataset: str = 
                           FinetuneConfig(epochs=opt.epochs, lr=opt.lr, max_steps=opt.max_steps, select="r_mean",
                                          seed=opt.seed),
                           evaluate=lambda m: evaluate_retrieval(m, val, tok, ecfg).metrics,
-                          callback=_MlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult})
+                          callback=FinetuneMlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult})
         res = evaluate_retrieval(net, test, tok, ecfg)  # test: once, with the val-selected weights
         mlflow.log_metrics({f"test/{m}": v for m, v in res.metrics.items()})
         mlflow.log_metrics({f"test_itc/{m}": v for m, v in res.itc_metrics.items()})
@@ -292,7 +266,7 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
                           FinetuneConfig(epochs=opt.epochs, lr=opt.lr, max_steps=opt.max_steps,
                                          select="acc_iou50", seed=opt.seed),
                           evaluate=lambda m: evaluate_grounding(m, val, tok).metrics,
-                          callback=_MlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult})
+                          callback=FinetuneMlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult})
         metrics = _grounding_report(net, tok, [val, *tests])
         mlflow.log_metrics({"best_epoch": float(result.best_epoch or 0), "steps": float(result.steps)})
         ck = save_eval_checkpoint(Path(out) / f"finetune-grounding-{run.info.run_id}.pt", net, task="grounding",

@@ -56,3 +56,22 @@ def log_shards_run(exp_id: str, build_dir: Path, lake_root: Path, totals: dict[s
         mlflow.log_artifact(str(report.png), "report")
         mlflow.log_dict(report.to_dict(), "report/data_report.json")
         return run.info.run_id
+
+
+class FinetuneMlflowCallback:
+    """``xvlm.eval.finetune`` callback: per-step losses (every ``every`` steps) and per-epoch validation
+    metrics, logged to the active MLflow run."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = every
+
+    def on_step(self, step: int, losses: dict[str, float], lr: float) -> None:
+        import mlflow
+
+        if step % self.every == 0 or step == 1:
+            mlflow.log_metrics({**{f"train/{k}": v for k, v in losses.items()}, "train/lr": lr}, step=step)
+
+    def on_eval(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        import mlflow
+
+        mlflow.log_metrics({f"val/{k}": v for k, v in metrics.items()}, step=step)
