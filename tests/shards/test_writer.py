@@ -166,3 +166,23 @@ def test_audits_find_planted_faults(planted_rw: tuple[Path, Path], tmp_path: Pat
     assert any(r[1] == bad and r[2].startswith("no such member") for r in res["audit_manifest_members"])
     with pytest.raises(AuditError, match="audit_no_leak"):
         finalize(out, plan)
+
+
+def test_views_into_a_new_lake_db_are_shell_readable(build: Path, tmp_path: Path) -> None:
+    """write_shard_views creating lake.duckdb uses connect_lake_db: storage v1.4 (shell), views work."""
+    import duckdb
+
+    from xvlm.data.shards import write_shard_views
+
+    db = tmp_path / "lake.duckdb"
+    assert "manifest" in write_shard_views(db, build)
+    con = duckdb.connect()
+    try:
+        con.execute("ATTACH $p AS l (READ_ONLY)", {"p": str(db)})
+        version = con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'l'"
+                              ).fetchone()
+        n = con.execute("SELECT count(*) FROM l.manifest").fetchone()
+    finally:
+        con.close()
+    assert version is not None and version[0] is not None and version[0].startswith("v1.4"), version
+    assert n == (pq.read_table(build / "manifest.parquet").num_rows,) and n[0] == 5

@@ -10,14 +10,16 @@ the build's Parquet files, so the newest finalized build is what they show:
 - ``samples_dropped_texts``  captions/boxes not kept, with reason;  ``shard_quarantine`` write-time drops
 
 The lake ingest rewrites ``lake.duckdb`` from scratch, which drops these views: call this again
-after an ingest (the demo does it after every shard build).
+after an ingest (the demo does it after every shard build). The database is opened with the lake's
+``connect_lake_db``: if this call creates the file, it is in the storage version the shipped
+``duckdb`` shell reads (a plain ``duckdb.connect`` would write one the shell rejects).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+from xvlm.data.lake import connect_lake_db
 
 VIEWS: dict[str, str] = {
     "samples": "SELECT * FROM read_parquet({samples})",
@@ -48,7 +50,7 @@ def write_shard_views(lake_db: str | Path, build: str | Path) -> list[str]:
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: build not finalized; run the shard build first")
-    con = duckdb.connect(str(lake_db))
+    con = connect_lake_db(lake_db)
     try:
         for name, body in VIEWS.items():
             con.execute(f"CREATE OR REPLACE VIEW {name} AS " + body.format(**{k: _lit(str(v)) for k, v in files.items()}))
