@@ -1,4 +1,4 @@
-"""UstarWriter: the same bytes as webdataset's TarWriter (what the shard writer used before), offsets, hash."""
+"""UstarWriter: the same bytes as webdataset's TarWriter (what the shard writer used before), offsets, tar digest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from xvlm.data.shards.ustar import UstarWriter, member_header, tobuf_header
+from xvlm.data.shards.ustar import UstarWriter, member_header, tar_digest, tobuf_header
 
 SAMPLES = [  # (key, jpg, json): empty data, exactly one block, one byte over, a long key, non-ASCII
     ("a", b"", b"{}"),
@@ -59,7 +59,7 @@ def test_header_errors_like_tarfile() -> None:
 def test_same_bytes_as_webdataset_tarwriter(tmp_path: Path, n: int) -> None:
     data, digest, _ = _ours(tmp_path / "o.tar", SAMPLES[:n])
     assert data == _webdataset_tar(SAMPLES[:n])
-    assert digest == hashlib.sha256(data).hexdigest()
+    assert digest == tar_digest(tmp_path / "o.tar")
     assert len(data) % tarfile.RECORDSIZE == 0
 
 
@@ -73,3 +73,43 @@ def test_offsets_point_at_member_data(tmp_path: Path) -> None:
     for (_, jpg, js), (jo, so) in zip(SAMPLES, offs, strict=True):
         assert data[jo:jo + len(jpg)] == jpg and data[so:so + len(js)] == js
     assert [s["__key__"] for s in wds.WebDataset(str(tmp_path / "o.tar"), shardshuffle=False)] == [k for k, *_ in SAMPLES]
+
+
+def test_tar_digest_by_hand(tmp_path: Path) -> None:
+    """One sample: sha256 of header, sha256(data), padding per member, then the end bytes as they are."""
+    jpg, js = b"\xff\xd8abc", b'{"k":1}'
+    data, digest, _ = _ours(tmp_path / "o.tar", [("s", jpg, js)])
+    sha = lambda b: hashlib.sha256(b).digest()  # noqa: E731
+    want = hashlib.sha256(member_header("s.jpg", 5) + sha(jpg) + bytes(507)
+                          + member_header("s.json", 7) + sha(js) + bytes(505)
+                          + bytes(tarfile.RECORDSIZE - 4 * 512)).hexdigest()
+    assert len(data) == tarfile.RECORDSIZE and digest == want == tar_digest(tmp_path / "o.tar")
+    assert digest != hashlib.sha256(data).hexdigest()  # not the plain file hash, by definition
+
+
+def test_given_digests_equal_computed(tmp_path: Path) -> None:
+    with open(tmp_path / "g.tar", "wb", buffering=0) as f:
+        tw = UstarWriter(f.fileno())
+        for k, jpg, js in SAMPLES:
+            tw.add_sample(k, (("jpg", jpg), ("json", js)), (hashlib.sha256(jpg).digest(),))
+        given = tw.close()
+    assert given == _ours(tmp_path / "o.tar", SAMPLES)[1]
+
+
+@pytest.mark.parametrize("where", ["data", "padding", "header", "end"])
+def test_tar_digest_sees_any_changed_byte(tmp_path: Path, where: str) -> None:
+    data, digest, offs = _ours(tmp_path / "o.tar", SAMPLES)
+    pos = {"data": offs[2][0] + 3, "padding": offs[2][0] + len(SAMPLES[2][1]) + 1,
+           "header": offs[2][0] - 512 + 2, "end": len(data) - 1}[where]
+    bad = bytearray(data)
+    bad[pos] ^= 0x01
+    (tmp_path / "bad.tar").write_bytes(bytes(bad))
+    assert tar_digest(tmp_path / "bad.tar") != digest
+
+
+def test_tar_digest_refuses_truncated(tmp_path: Path) -> None:
+    data, _, offs = _ours(tmp_path / "o.tar", SAMPLES)
+    for cut in (offs[1][0] + 10, offs[-1][-1] + 512):
+        (tmp_path / "cut.tar").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="truncated"):
+            tar_digest(tmp_path / "cut.tar")

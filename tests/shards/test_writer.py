@@ -64,6 +64,15 @@ def test_tar_members_and_manifest_offsets(build: Path) -> None:
         assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in tf.getmembers()} == {(0, 0, 0, "", "", 0o444)}
 
 
+def test_stats_tar_digest_matches_the_file(build: Path) -> None:
+    from xvlm.data.shards.ustar import tar_digest
+
+    for stats_file in sorted((build / "shards").glob("t-*.stats.json")):
+        stats = json.loads(stats_file.read_text())
+        tar = build / "shards" / stats["tar"]
+        assert stats["tar_digest"] == tar_digest(tar) and stats["tar_bytes"] == tar.stat().st_size
+
+
 def test_json_of_merged_sample(build: Path) -> None:
     man = {r["key"]: r for r in pq.read_table(build / "manifest.parquet").to_pylist()}
     r = man["coco_1"]
