@@ -3,7 +3,7 @@
 -- reasons in the same order, same clipping, same raw JSON), so millions of regions are parsed, checked
 -- and written without staging a candidate table. Keep the two in step: tests/data/test_lake_fused.py
 -- checks that this path and vg_regions + final_boxes give identical lake tables.
--- Not done here: duplicate_id. The ingest counts ids over this query (fused_regions_check.sql) and
+-- Not done here: duplicate_id. The ingest counts ids over this query (fused_regions_stream.sql) and
 -- uses the result only when no region id can repeat; otherwise it falls back to the generic path.
 -- The image join is done per image, before the unnest (108K probes, not 5.4M). locator and raw are
 -- built for quarantined rows only (the only rows whose locator reaches the lake).

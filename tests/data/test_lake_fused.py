@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
-from xvlm.data.lake import TABLES, IngestConfig, ingest_source
+from xvlm.data.lake import TABLES, IngestConfig, LakeInputError, ingest_source
 from xvlm.data.sample_corpus import write_sample_corpus
 
 from .lake_fixtures import copy_corpus
 
 # the package re-exports a function named `ingest`, which hides the module of that name
 lake_ingest = importlib.import_module("xvlm.data.lake.ingest")
+fused_mod = importlib.import_module("xvlm.data.lake.fused")
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +29,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tables(lake: Path) -> dict[str, list[tuple]]:
+    """Every VG table's rows (sorted) plus its column names and DuckDB types (``<table>:schema``)."""
     con = duckdb.connect()
     try:
-        return {t: sorted(con.execute("SELECT * FROM read_parquet($p)",
-                                      {"p": str(lake / t / "source=vg" / "part-0.parquet")}).fetchall(),
-                          key=repr)
-                for t in TABLES}
+        out: dict[str, list[tuple]] = {}
+        for t in TABLES:
+            p = {"p": str(lake / t / "source=vg" / "part-0.parquet")}
+            out[t] = sorted(con.execute("SELECT * FROM read_parquet($p)", p).fetchall(), key=repr)
+            out[f"{t}:schema"] = con.execute("SELECT column_name, column_type FROM (DESCRIBE "
+                                             "SELECT * FROM read_parquet($p))", p).fetchall()
+        return out
     finally:
         con.close()
 
@@ -91,12 +97,18 @@ _EDGE = [
 ]
 
 
-def test_fused_equals_generic_on_planted_edge_cases(corpus: Path, tmp_path: Path,
+@pytest.mark.parametrize("batch_rows", [1 << 17, 3])
+def test_fused_equals_generic_on_planted_edge_cases(corpus: Path, tmp_path: Path, batch_rows: int,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """batch_rows=3: the stream is split over many batches, quarantined rows land in several of them."""
+    monkeypatch.setattr(fused_mod, "_BATCH_ROWS", batch_rows)
     raw = copy_corpus(corpus, tmp_path / "raw")
     _plant(raw, _EDGE)
     fused, generic, seen = _both(raw, tmp_path, monkeypatch)
     assert seen[0] is not None
+    if batch_rows == 3:  # the regions file has one row group per streamed batch: the split ran many times
+        groups = pq.ParquetFile(tmp_path / "lake-True" / "regions" / "source=vg" / "part-0.parquet").num_row_groups
+        assert groups > 10
     assert fused == generic
     q = generic["entities"]["regions"]["quarantined"]
     assert q["invalid_box"] >= 2 and q["zero_size_box"] >= 1 and q["empty_text"] >= 2
@@ -119,3 +131,35 @@ def test_possible_duplicate_ids_fall_back_to_the_generic_path(corpus: Path, tmp_
     if planted == "duplicate":
         assert generic["entities"]["regions"]["quarantined"]["duplicate_id"] == 1
     assert not list((tmp_path / "lake-True" / "_tmp").glob("stage-*"))
+
+
+def test_a_parse_error_mid_stream_names_the_file_and_leaves_nothing(corpus: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The region file breaks after batches were already split and written: the error surfaces from the
+    parse thread as LakeInputError naming the file; no manifest, no partition, no staging left."""
+    monkeypatch.setattr(fused_mod, "_BATCH_ROWS", 512)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    data = json.loads(p.read_text())
+    data += [{"id": 10_000_000 + i, "regions": [{"region_id": 50_000_000 + i, "x": 1, "y": 1, "width": 2,
+                                                 "height": 2, "phrase": "p"}]} for i in range(6000)]
+    text = json.dumps(data)
+    p.write_text(text[: len(text) - 100])  # cut inside the last records
+    seen: list[int] = []
+    real = fused_mod._split_stream
+
+    def counting(schema: Any, batches: Any, out: Path, q: list) -> Any:
+        def it() -> Any:
+            for b in batches:
+                seen.append(b.num_rows)
+                yield b
+        return real(schema, it(), out, q)
+
+    monkeypatch.setattr(fused_mod, "_split_stream", counting)
+    lake = tmp_path / "lake"
+    with pytest.raises(LakeInputError, match=r"vg/region_descriptions\.json"):
+        ingest_source(IngestConfig(raw_root=raw, out=lake), "vg")
+    assert len(seen) >= 2  # the error came mid-stream, not at the first batch
+    assert not (lake / "_manifest" / "vg.json").exists()
+    assert not (lake / "regions" / "source=vg").exists()
+    assert not list((lake / "_tmp").iterdir())

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from xvlm.data.lake.config import LakeInputError
 
@@ -21,6 +23,8 @@ SQL_ROOT = Path(os.environ.get("XVLM_SQL_DIR", Path(__file__).resolve().parents[
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _FILE_IN_ERROR = re.compile(r'file "([^"]+)"|"([^"]+\.(?:json|tsv|csv|parquet))"')
+_INPUT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
+                 duckdb.IOException)
 
 
 @cache
@@ -100,12 +104,15 @@ class SqlRunner:
             bound["stage_path"] = params["stage_path"]
         try:
             return self.con.execute(wrapper.replace("{q}", sql), bound)
-        except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
-                duckdb.IOException) as exc:
-            msg = str(exc).split("\n", 1)[0]
-            m = _FILE_IN_ERROR.search(str(exc))
-            where = file or (m.group(1) or m.group(2) if m else None) or f"sql/{self.prefix}/{name}.sql"
-            raise LakeInputError(where, f"unusable input ({msg}) [sql/{self.prefix}/{name}.sql]") from exc
+        except _INPUT_ERRORS as exc:
+            raise self._input_error(exc, name, file) from exc
+
+    def _input_error(self, exc: BaseException, name: str, file: str | Path | None) -> LakeInputError:
+        """A DuckDB error about the data as :class:`LakeInputError` naming ``file`` (or the file in the message)."""
+        msg = str(exc).split("\n", 1)[0]
+        m = _FILE_IN_ERROR.search(str(exc))
+        where = file or (m.group(1) or m.group(2) if m else None) or f"sql/{self.prefix}/{name}.sql"
+        return LakeInputError(where, f"unusable input ({msg}) [sql/{self.prefix}/{name}.sql]")
 
     def create(self, table: str, name: str, file: str | Path | None = None,
                ctes: dict[str, str] | None = None, temp: bool = True, **params: Any) -> int:
@@ -170,6 +177,37 @@ class SqlRunner:
         cur = self._run(name, "COPY ({q}) TO $stage_path (FORMAT parquet, COMPRESSION zstd)",
                         {**params, "stage_path": str(out_path)}, file, ctes)
         return int(cur.fetchone()[0])
+
+    def stream(self, name: str, ctes: dict[str, str] | None = None, file: str | Path | None = None,
+               batch_rows: int = 1 << 17, **params: Any) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """A query's result as Arrow record batches, produced while they are consumed (bounded memory).
+
+        Why: one parse can then feed two outputs (e.g. the regions file and the quarantined rows), which
+        a single ``COPY`` cannot. Errors raised while streaming (DuckDB reports a malformed file only
+        when the parse reaches it; pyarrow re-raises it as ``OSError``) name ``file`` like :meth:`create`.
+        """
+        if file is not None:
+            params = {**params, "file": str(file)}
+        sql, bound = self._bind(name, params, ctes)
+        try:
+            reader = self.con.sql(sql, params=bound).to_arrow_reader(batch_rows)
+        except _INPUT_ERRORS as exc:
+            raise self._input_error(exc, name, file) from exc
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    except (*_INPUT_ERRORS, OSError, pa.ArrowException) as exc:
+                        raise self._input_error(exc, name, file) from exc
+                    yield batch
+            finally:
+                reader.close()
+
+        return reader.schema, batches()
 
     def query(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         sql, bound = self._bind(name, params)
