@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from xvlm.data.lake import TABLES, IngestConfig, LakeInputError, ingest_source
+from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.data.sample_corpus import write_sample_corpus
 
 from .lake_fixtures import copy_corpus
@@ -163,3 +165,50 @@ def test_a_parse_error_mid_stream_names_the_file_and_leaves_nothing(corpus: Path
     assert not (lake / "_manifest" / "vg.json").exists()
     assert not (lake / "regions" / "source=vg").exists()
     assert not list((lake / "_tmp").iterdir())
+
+
+@pytest.mark.parametrize("batches,increasing", [
+    ([[1, 2, 3], [4, None, 5]], True),
+    ([[None, None], [1], [], [2]], True),
+    ([[1, 2], [2, 3]], False),      # equal across a batch boundary
+    ([[1, 3, 2]], False),           # out of order inside a batch
+    ([[5], [None], [5]], False),    # equal, with only NULLs between
+])
+def test_ids_increasing_is_tracked_across_batches(batches: list[list[int | None]], increasing: bool) -> None:
+    s = fused_mod._Split()
+    for b in batches:
+        s.see_ids(pa.array(b, pa.int64()))
+    assert s.ids_increasing is increasing
+
+
+@pytest.mark.parametrize("dup", [False, True])
+def test_increasing_ids_skip_the_id_lookup(corpus: Path, tmp_path: Path, dup: bool,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Region ids renumbered 1, 2, 3, ... in file order (the bench's and VG's order): the fused pass
+    trusts the stream and runs no fused_ids_check; an adjacent repeated id still falls back."""
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    data = json.loads(p.read_text())
+    k = 0
+    for img in data:
+        for r in img["regions"]:
+            k += 1
+            r.pop("id", None)
+            r["region_id"] = k
+    if dup:
+        data[-1]["regions"].append(dict(data[-1]["regions"][-1]))
+    p.write_text(json.dumps(data))
+    queries: list[str] = []
+    real = SqlRunner.query
+
+    def spy(self: SqlRunner, name: str, **params: Any) -> Any:
+        queries.append(name)
+        return real(self, name, **params)
+
+    monkeypatch.setattr(SqlRunner, "query", spy)
+    fused, generic, seen = _both(raw, tmp_path, monkeypatch)
+    assert fused == generic
+    assert (seen == [None]) is dup
+    assert ("fused_ids_check" in queries) is dup
+    if dup:
+        assert generic["entities"]["regions"]["quarantined"]["duplicate_id"] == 1
