@@ -39,19 +39,59 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
-def wrap_model(model: nn.Module, info: DistInfo, parallel: str = "ddp") -> nn.Module:
-    """DDP (default) or FSDP2 ``fully_shard`` per top-level tower, for models too big to replicate."""
+def replicated_params(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters FSDP cannot shard: 0-d ones (the ITC temperature). They stay whole on every rank and
+    ``all_reduce_grads`` averages their gradients, which FSDP would otherwise leave rank-local."""
+    return [p for p in model.parameters() if p.dim() == 0]
+
+
+def wrap_model(model: nn.Module, info: DistInfo, parallel: str = "ddp",
+               min_unit_params: int = 1_000_000) -> nn.Module:
+    """DDP (default) or FSDP2 ``fully_shard`` per tower (a child of the wrapped model with at least
+    ``min_unit_params`` parameters gets its own unit, so only one tower is gathered at a time), for models
+    too big to replicate. Scalar parameters are left out of sharding (see ``replicated_params``)."""
     if info.world_size == 1:
         return model
     if parallel == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        for child in model.children():
-            if sum(p.numel() for p in child.parameters()) > 1_000_000:
-                fully_shard(child)
-        return fully_shard(model)
+        ignored = set(replicated_params(model))
+        inner = model.model if isinstance(getattr(model, "model", None), nn.Module) else model
+        for child in inner.children():
+            if sum(p.numel() for p in child.parameters() if p not in ignored) >= min_unit_params:
+                fully_shard(child, ignored_params=ignored & set(child.parameters()))
+        return fully_shard(model, ignored_params=ignored)
     ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def all_reduce_grads(params: list[nn.Parameter], world_size: int) -> None:
+    """Average the gradients of replicated (non-sharded) parameters over ranks, as DDP would."""
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world_size
+
+
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """``clip_grad_norm_`` over a mix of sharded (DTensor) and plain parameters: the global norm is the
+    root of the sum of both groups' squared norms (torch's own clip refuses to mix the two kinds)."""
+    from torch.distributed.tensor import DTensor
+
+    sharded = [p for p in params if isinstance(p, DTensor)]
+    plain = [p for p in params if not isinstance(p, DTensor)]
+    if not sharded or not plain:
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    norms = [nn.utils.get_total_norm([p.grad for p in group if p.grad is not None])
+             for group in (sharded, plain)]
+    norms = [n.full_tensor() if isinstance(n, DTensor) else n for n in norms]
+    total = torch.sqrt(sum(n.float() ** 2 for n in norms))
+    coef = min(1.0, max_norm / (float(total) + 1e-6))  # torch's rule, as a float: DTensor and plain mix
+    if coef < 1.0:
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(coef)
+    return total
 
 
 def unwrap(model: nn.Module) -> nn.Module:

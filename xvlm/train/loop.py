@@ -34,7 +34,8 @@ from xvlm.models.objective import LOSS_KEYS, PretrainBatch, pretrain_losses
 from xvlm.models.xvlm import XVLM
 from xvlm.train import checkpoint as ckpt
 from xvlm.train.config import PretrainConfig
-from xvlm.train.distributed import DistInfo, cleanup, init_distributed, wrap_model
+from xvlm.train.distributed import (DistInfo, all_reduce_grads, cleanup, clip_grad_norm, init_distributed,
+                                    replicated_params, wrap_model)
 from xvlm.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class Trainer:
         self.ddp_model = wrap_model(LossModule(self.model), self.dist, cfg.parallel)
         self.opt = build_optimizer(self.model, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, cfg.steps)
+        self.fsdp = cfg.parallel == "fsdp" and self.dist.world_size > 1
+        self.replicated = replicated_params(self.model) if self.fsdp else []
         torch.manual_seed(cfg.seed + 1000 * self.dist.rank)  # per-rank dropout / augmentation streams
         self.itm_gen = torch.Generator(device=self.dist.device).manual_seed(cfg.seed + self.dist.rank)
         self.step = self.updates = self.batches = self.samples = self.tokens = 0
@@ -168,6 +171,7 @@ class Trainer:
         self.last_ckpt: Path | None = None
         self.start_step = self._maybe_resume()
         self.amp = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+        self.saved_step = -1  # on every rank (only rank 0 writes, so ``last_ckpt`` is None elsewhere)
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _maybe_resume(self) -> int:
@@ -179,16 +183,17 @@ class Trainer:
         if (dl["num_workers"], dl["world_size"]) != (self.cfg.data.num_workers, self.dist.world_size):
             raise ValueError(f"{path}: saved with num_workers={dl['num_workers']}, world_size="
                              f"{dl['world_size']}; resume needs the same to replay the data stream")
-        if self.cfg.parallel == "fsdp" and self.dist.world_size > 1:
-            raise NotImplementedError("resume under FSDP is not supported yet (optimizer state is sharded)")
-        self.model.load_state_dict(state["model"])  # DDP: same storage as the wrapped module's
-        self.opt.load_state_dict(state["optimizer"])
+        if self.fsdp:
+            self._load_fsdp_state(state)
+        else:
+            self.model.load_state_dict(state["model"])  # DDP: same storage as the wrapped module's
+            self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["lr_scheduler"])
         ts = state["train_state"]
         self.step, self.updates = ts["step"], ts["updates"]
         self.samples, self.tokens, self.batches = ts["samples_seen"], ts["tokens_seen"], dl["batches"]
         ckpt.set_rng_state(state["rng"][self.dist.rank], self.itm_gen)
-        self.last_ckpt = path
+        self.last_ckpt, self.saved_step = path, self.step
         log.info("resumed from %s at step %d", path, self.step)
         return self.step
 
@@ -198,11 +203,12 @@ class Trainer:
         if self.dist.world_size > 1:
             rngs = [None] * self.dist.world_size
             dist.all_gather_object(rngs, rng)
-        model_sd = self._model_state()
+        model_sd, optim_sd = self._model_state(), self._optim_state()
+        self.saved_step = self.step
         if not self.dist.is_main:
             return None
         state = {
-            "model": model_sd, "optimizer": self.opt.state_dict(), "lr_scheduler": self.sched.state_dict(),
+            "model": model_sd, "optimizer": optim_sd, "lr_scheduler": self.sched.state_dict(),
             "dataloader": {"batches": self.batches, "num_workers": self.cfg.data.num_workers,
                            "world_size": self.dist.world_size, "seed": self.cfg.data.seed},
             "train_state": {"step": self.step, "updates": self.updates, "samples_seen": self.samples,
@@ -215,7 +221,7 @@ class Trainer:
         return self.last_ckpt
 
     def _model_state(self) -> dict[str, torch.Tensor]:
-        if self.cfg.parallel == "fsdp" and self.dist.world_size > 1:
+        if self.fsdp:  # collective: every rank gathers, rank 0 keeps the full tensors on CPU
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
             sd = get_model_state_dict(self.ddp_model, options=StateDictOptions(full_state_dict=True,
@@ -225,6 +231,26 @@ class Trainer:
 
     # -- steps ---------------------------------------------------------------------------------------
     def forward_backward_step(self, lb: LoaderBatch, scale: float) -> dict[str, torch.Tensor]:
+    def _optim_state(self) -> dict[str, Any]:
+        """Under FSDP the full (unsharded) optimizer state keyed by parameter name, gathered by the
+        ``torch.distributed.checkpoint`` state-dict API; otherwise the plain ``Optimizer.state_dict``.
+        Either way one self-contained file, so a checkpoint never depends on the sharding layout."""
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            return get_optimizer_state_dict(self.ddp_model, self.opt, options=StateDictOptions(
+                full_state_dict=True, cpu_offload=True))
+        return self.opt.state_dict()
+
+    def _load_fsdp_state(self, state: dict[str, Any]) -> None:
+        """Re-shard the saved full model and optimizer state onto this rank's FSDP parameters."""
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                             set_optimizer_state_dict)
+
+        opts = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(self.ddp_model, {f"model.{k}": v for k, v in state["model"].items()}, options=opts)
+        set_optimizer_state_dict(self.ddp_model, self.opt, state["optimizer"], options=opts)
+
         """Losses of one micro-batch, backward of their sum * ``scale``; returns detached losses."""
         mcfg = self.model.cfg
         batch = to_device(lb.batch, self.dist.device, mcfg.image_mean, mcfg.image_std)
@@ -252,7 +278,9 @@ class Trainer:
             n_texts += lb.batch.text_ids.shape[0]
             n_tokens += lb.num_tokens
             kind, corrupt = lb.kind, lb.corrupt
-        grad_norm = nn.utils.clip_grad_norm_(self.ddp_model.parameters(), self.cfg.optim.clip_grad)
+        if self.replicated:  # FSDP leaves the unsharded scalars' gradients rank-local
+            all_reduce_grads(self.replicated, self.dist.world_size)
+        grad_norm = clip_grad_norm(list(self.ddp_model.parameters()), self.cfg.optim.clip_grad)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.updates += 1
@@ -308,7 +336,7 @@ class Trainer:
                         cb.on_step_end(self.step, metrics)
             if metrics["region_update"] == 0.0 and self.step % cfg.ckpt_every == 0:
                 self.save()
-        if self.last_ckpt is None or self.last_ckpt.name != f"step-{self.step:08d}.pt":
+        if self.saved_step != self.step:  # the same decision on every rank: save() is collective
             self.save()
         wall = time.perf_counter() - t0
         result = TrainResult(self.step, self.updates, self.losses, self.last_ckpt, wall,
@@ -332,6 +360,8 @@ def train(config: PretrainConfig, callbacks: Sequence[TrainCallback] = ()) -> Tr
     """Pre-train (or resume) as ``config`` says; callbacks (e.g. ``xvlm.tracking.MLflowCallback``) run on
     rank 0. Under ``torchrun`` every rank calls this; the process group is torn down on exit."""
     try:
-        return Trainer(config, callbacks).run()
+        return Trainer(config, [*callbacks, bar] if bar else callbacks).run()
     finally:
         cleanup()
+        if bar:
+            bar.close()
