@@ -45,9 +45,19 @@ class UserError(Exception):
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars (count, rate, ETA) on stderr for long steps; default: on when stderr is a terminal.",
+    )] = None,
 ) -> None:
     _state["verbose"] = verbose
+    if progress if progress is not None else sys.stderr.isatty():
+        from xvlm import progress as xprogress
+
+        # Installed for the whole command (closed with the click context); Prefect flows add their log.
+        ctx.with_resource(xprogress.use(xprogress.RichReporter()))
 
 
 @app.command("sample-corpus")

@@ -22,6 +22,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
+from xvlm import progress
 from xvlm.data.lake import IngestConfig, format_source_stats, ingest_source, source_fingerprint, write_lake_db
 from xvlm.data.lake.sources import source_inputs
 from xvlm.data.lake.writer import is_current
@@ -57,12 +58,17 @@ def ingest(raw_root: str, out: str, sources: list[str] | None = None,
     cfg_dict = cfg.to_dict()
     cached_task = ingest_source_task.with_options(result_storage=Path(out).resolve() / "_prefect")
     stats: dict[str, Any] = {}
-    for source in sources or cfg.enabled_sources():
-        if cfg.skip_missing_sources and not all(p.is_file() for p in source_inputs(cfg, source).files):
-            log.warning("%s: input files missing, skipped", source)
-            continue
-        fp = fingerprint_source(cfg_dict, source)
-        stats[source] = cached_task(cfg_dict, source, fp, is_current(cfg.out, source, fp))
-        log.info("%s", format_source_stats(stats[source]))
+    todo = sources or cfg.enabled_sources()
+    # Progress (sources, and image checks inside a source) as log lines, plus the CLI's bar if it set one.
+    with progress.use(progress.with_log(log.info)), progress.task("ingest", len(todo), unit="source") as bar:
+        for source in todo:
+            if cfg.skip_missing_sources and not all(p.is_file() for p in source_inputs(cfg, source).files):
+                log.warning("%s: input files missing, skipped", source)
+                bar.advance(last=source)
+                continue
+            fp = fingerprint_source(cfg_dict, source)
+            stats[source] = cached_task(cfg_dict, source, fp, is_current(cfg.out, source, fp))
+            bar.advance(last=source)
+            log.info("%s", format_source_stats(stats[source]))
     lake_db = write_lake_db_task(str(cfg.out))
     return {"lake_root": str(cfg.out), "lake_db": lake_db, "stats": stats}

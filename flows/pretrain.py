@@ -102,11 +102,13 @@ def train_stage(config: dict[str, Any], devices: int, experiment: str, work_dir:
              f"{devices} processes" if devices > 1 else cfg.device, cfg.out_dir, exp_id)
     if devices > 1:
         return _torchrun(cfg, devices, tracking_uri, experiment)
+    from xvlm import progress
     from xvlm.tracking import MLflowCallback
     from xvlm.train import train
 
     callbacks = [MLflowCallback(tracking_uri, experiment)] if tracking_uri else []
-    result = train(cfg, callbacks)
+    with progress.use(progress.with_log(log.info)):  # steps, loss, samples/s in the run's log (+ CLI bar)
+        result = train(cfg, callbacks)
     run_id = callbacks[0].run_id if callbacks else None
     first, last = (result.losses[0], result.losses[-1]) if result.losses else ({}, {})
     return {"step": result.step, "checkpoint": str(result.last_checkpoint), "mlflow_run_id": run_id,

@@ -28,6 +28,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from xvlm import progress
 from xvlm.data.shards import (
     finalize,
     pending_shards,
@@ -78,8 +79,14 @@ def shards(lake_root: str, raw_root: str, out_root: str, recipe: str = "demo", l
     out, plan = plan_task(lake_root, raw_root, out_root, recipe, workers)
     todo = pending_shards(Path(out), plan)
     log.info("%s: %d samples in %d shards, %d to write", out, plan["stats"]["samples"], plan["n_shards"], len(todo))
-    futures = write_shard_task.map(unmapped(out), todo, unmapped(plan))
-    written = futures.result()
+    # Progress of each shard's samples (inside the tasks: the reporter travels in the copied context) and
+    # of the shards, as log lines plus the CLI's bar if it set one.
+    with progress.use(progress.with_log(log.info)), progress.task("shards", len(todo), unit="shard") as bar:
+        futures = write_shard_task.map(unmapped(out), todo, unmapped(plan))
+        written = []
+        for fut in futures:
+            written.append(fut.result())
+            bar.advance()
     totals = finalize_task(out, plan, wait_for=futures)
     if lake_db:
         views_task(lake_db, out, wait_for=[totals])

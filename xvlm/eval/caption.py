@@ -65,7 +65,7 @@ def generate_captions(model: XVLMForCaptioning, records: Sequence[CaptionImage],
     was_training = model.training
     model.eval()
     out: dict[int, str] = {}
-    for part in chunks(records, cfg.eval_batch_size):
+    for part in chunks(records, cfg.eval_batch_size, "caption"):
         imgs = torch.stack([images(r.image) for r in part])
         vis, vatts = model.encode_image(imgs)
         prompt = torch.tensor([prefix] * len(part))

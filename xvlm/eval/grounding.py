@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xvlm import progress
 from xvlm.data.downstream.grounding import GroundingSplit
 from xvlm.eval.batches import image_loader, tokenize
 from xvlm.eval.metrics import accuracy_at_iou, boxes_to_original, paired_iou
@@ -48,10 +49,11 @@ def predict_boxes(model: XVLM, split: GroundingSplit, tokenizer: Any, batch_size
     model.eval()
     order = sorted({s.image for s in split.samples})
     index = {p: i for i, p in enumerate(order)}
-    patches = torch.cat([model.encode_image(x.to(device))[0] for x in
-                         image_loader([split.image_root / p for p in order], model.cfg, batch_size, num_workers)])
+    loader = image_loader([split.image_root / p for p in order], model.cfg, batch_size, num_workers)
+    patches = torch.cat([model.encode_image(x.to(device))[0]
+                         for x in progress.track(loader, "encode images", unit="batch")])
     out = []
-    for s in range(0, len(split.samples), batch_size):
+    for s in progress.track(range(0, len(split.samples), batch_size), "ground", unit="batch"):
         chunk = split.samples[s:s + batch_size]
         ids, atts = tokenize(tokenizer, [x.text for x in chunk], max_tokens)
         ids, atts = ids.to(device), atts.to(device)

@@ -41,7 +41,7 @@ def predict_nlvr2(model: XVLMForNLVR2, examples: Sequence[NLVR2Example], cfg: Ta
     was_training = model.training
     model.eval()
     out: list[int] = []
-    for part in chunks(examples, cfg.eval_batch_size):
+    for part in chunks(examples, cfg.eval_batch_size, "NLVR2"):
         b = collate(part)
         out += model(b["left"], b["right"], b["ids"], b["atts"]).argmax(-1).tolist()
     model.train(was_training)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xvlm import progress
 from xvlm.data.downstream.retrieval import RetrievalSplit
 from xvlm.eval.batches import image_loader, tokenize
 from xvlm.eval.metrics import retrieval_metrics
@@ -106,7 +107,7 @@ def encode_split(model: XVLM, split: RetrievalSplit, tokenizer: Any, cfg: Retrie
     embeds, atts, ifeat = [], [], []
     loader = image_loader([split.image_path(i) for i in range(len(split.images))], model.cfg, cfg.image_batch,
                           cfg.num_workers)
-    for images in loader:
+    for images in progress.track(loader, "encode images", unit="batch"):
         patches, _ = model.encode_image(images.to(device))
         c = model.concepts(patches, torch.arange(len(images), device=device), None)
         embeds.append(c.embeds)
@@ -143,7 +144,7 @@ def candidate_pairs(sim: Tensor, k: int) -> Tensor:
 def itm_scores(model: XVLM, feats: RetrievalFeatures, pairs: Tensor, n_txt: int, batch: int) -> Tensor:
     """ITM positive logit for each flat pair id, ``batch`` pairs per cross-encoder call."""
     out = torch.empty(len(pairs), device=feats.image_feat.device)
-    for s in range(0, len(pairs), batch):
+    for s in progress.track(range(0, len(pairs), batch), "re-rank (ITM)", unit="batch"):
         p = pairs[s:s + batch]
         img, txt = p // n_txt, p % n_txt
         fused = model.fuse(feats.text_hidden[txt], feats.text_atts[txt], feats.image_embeds[img],

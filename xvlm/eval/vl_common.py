@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xvlm import progress
 from xvlm.data.downstream.images import eval_transform, load_rgb
 from xvlm.models.config import XVLMConfig
 
@@ -97,6 +98,7 @@ class Batches:
             yield self.collate([self.items[j] for j in order[i : i + self.batch_size]])
 
 
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
+def chunks(items: Sequence[Any], size: int, description: str = "predict") -> Iterator[Sequence[Any]]:
+    """``items`` in slices of ``size`` (the evaluation batches), shown as a step of the progress reporter."""
+    for i in progress.track(range(0, len(items), size), description, unit="batch"):
         yield items[i : i + size]

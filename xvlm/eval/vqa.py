@@ -80,7 +80,7 @@ def predict_vqa(model: XVLMForVQA, examples: Sequence[VQAExample], answer_list: 
     was_training = model.training
     model.eval()
     out: dict[int, str] = {}
-    for part in chunks(examples, cfg.eval_batch_size):
+    for part in chunks(examples, cfg.eval_batch_size, "VQA"):
         imgs, index = images.batch([ex.image for ex in part])
         q_ids, q_atts = tokenize(tok, [pre_question(ex.question, 50) for ex in part], cfg.max_tokens)
         best, _ = model.rank_answers(imgs, index, q_ids, q_atts, ans_ids, ans_atts, k=cfg.k_test)

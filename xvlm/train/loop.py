@@ -14,6 +14,7 @@ resumed run continues the same loss sequence (bitwise on CPU with ``deterministi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from xvlm import progress
 from xvlm.data.collate import normalize_images
 from xvlm.data.loader import LoaderBatch, build_loader
 from xvlm.models.config import get_config
@@ -160,18 +162,18 @@ class Trainer:
         self.model = build_train_model(cfg).to(self.dist.device)
         # wrap before building the optimizer: FSDP replaces parameters with sharded ones
         self.ddp_model = wrap_model(LossModule(self.model), self.dist, cfg.parallel)
-        self.opt = build_optimizer(self.model, cfg.optim)
-        self.sched = build_scheduler(self.opt, cfg.optim, cfg.steps)
         self.fsdp = cfg.parallel == "fsdp" and self.dist.world_size > 1
         self.replicated = replicated_params(self.model) if self.fsdp else []
+        self.opt = build_optimizer(self.model, cfg.optim)
+        self.sched = build_scheduler(self.opt, cfg.optim, cfg.steps)
         torch.manual_seed(cfg.seed + 1000 * self.dist.rank)  # per-rank dropout / augmentation streams
         self.itm_gen = torch.Generator(device=self.dist.device).manual_seed(cfg.seed + self.dist.rank)
         self.step = self.updates = self.batches = self.samples = self.tokens = 0
         self.losses: list[dict[str, Any]] = []
         self.last_ckpt: Path | None = None
+        self.saved_step = -1  # on every rank (only rank 0 writes, so ``last_ckpt`` is None elsewhere)
         self.start_step = self._maybe_resume()
         self.amp = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-        self.saved_step = -1  # on every rank (only rank 0 writes, so ``last_ckpt`` is None elsewhere)
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _maybe_resume(self) -> int:
@@ -229,8 +231,6 @@ class Trainer:
             return {k.removeprefix("model."): v for k, v in sd.items()}
         return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
 
-    # -- steps ---------------------------------------------------------------------------------------
-    def forward_backward_step(self, lb: LoaderBatch, scale: float) -> dict[str, torch.Tensor]:
     def _optim_state(self) -> dict[str, Any]:
         """Under FSDP the full (unsharded) optimizer state keyed by parameter name, gathered by the
         ``torch.distributed.checkpoint`` state-dict API; otherwise the plain ``Optimizer.state_dict``.
@@ -251,6 +251,8 @@ class Trainer:
         set_model_state_dict(self.ddp_model, {f"model.{k}": v for k, v in state["model"].items()}, options=opts)
         set_optimizer_state_dict(self.ddp_model, self.opt, state["optimizer"], options=opts)
 
+    # -- steps ---------------------------------------------------------------------------------------
+    def forward_backward_step(self, lb: LoaderBatch, scale: float) -> dict[str, torch.Tensor]:
         """Losses of one micro-batch, backward of their sum * ``scale``; returns detached losses."""
         mcfg = self.model.cfg
         batch = to_device(lb.batch, self.dist.device, mcfg.image_mean, mcfg.image_std)
@@ -356,12 +358,51 @@ def _truncate_log(path: Path, updates: int) -> None:
     tmp.replace(path)
 
 
+class ProgressCallback(TrainCallback):
+    """Training steps on the current :mod:`xvlm.progress` reporter, with loss and samples/s.
+
+    Updated every ``log_every`` updates (when the metrics are reported), so it costs nothing extra per step.
+    """
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._bar: progress.TaskHandle | None = None
+        self._step = 0
+
+    def on_train_start(self, info: RunInfo) -> None:
+        cfg = info.config
+        end = min(cfg.steps, cfg.stop_after) if cfg.stop_after is not None else cfg.steps
+        self._step = info.start_step
+        self._bar = self._stack.enter_context(progress.task("train", total=end, unit="step",
+                                                            completed=info.start_step))
+
+    def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
+        if self._bar is not None:
+            self._bar.advance(step - self._step, loss=metrics["loss"], samples_s=metrics["samples_per_s"])
+            self._step = step
+
+    def on_train_end(self, result: TrainResult) -> None:
+        if self._bar is not None and result.step > self._step:
+            self._bar.advance(result.step - self._step)
+            self._step = result.step
+        self.close()
+
+    def close(self) -> None:
+        """End the progress step (also after a failed run, so a live display is stopped)."""
+        self._stack.close()
+        self._bar = None
+
+
 def train(config: PretrainConfig, callbacks: Sequence[TrainCallback] = ()) -> TrainResult:
     """Pre-train (or resume) as ``config`` says; callbacks (e.g. ``xvlm.tracking.MLflowCallback``) run on
-    rank 0. Under ``torchrun`` every rank calls this; the process group is torn down on exit."""
+    rank 0. Under ``torchrun`` every rank calls this; the process group is torn down on exit.
+
+    A :class:`ProgressCallback` is added only when an :mod:`xvlm.progress` reporter is active: any callback
+    makes the trainer build a preview batch, which a plain run should not pay for."""
+    bar = None if isinstance(progress.current(), progress.NullReporter) else ProgressCallback()
     try:
         return Trainer(config, [*callbacks, bar] if bar else callbacks).run()
     finally:
-        cleanup()
         if bar:
             bar.close()
+        cleanup()

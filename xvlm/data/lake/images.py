@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
+from xvlm import progress
+
 CHECK_SCHEMA = pa.schema([("image_key", pa.string()), ("status", pa.string()),
                           ("file_width", pa.int32()), ("file_height", pa.int32())])
 
@@ -42,14 +44,21 @@ def check_image(path: Path) -> tuple[str, int | None, int | None]:
         return "corrupt", None, None
 
 
-def check_images(root: Path, rows: list[tuple[str, str]], workers: int = 8) -> pa.Table:
-    """Check ``(image_key, path relative to root or absolute)`` rows; returns ``CHECK_SCHEMA``."""
+def check_images(root: Path, rows: list[tuple[str, str]], workers: int = 8, label: str = "check images"
+                 ) -> pa.Table:
+    """Check ``(image_key, path relative to root or absolute)`` rows; returns ``CHECK_SCHEMA``.
+
+    ``label`` names the step on the :mod:`xvlm.progress` reporter (one step per source)."""
     def one(row: tuple[str, str]) -> tuple[str, int | None, int | None]:
         p = Path(row[1])
         return check_image(p if p.is_absolute() else root / p)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(one, rows))
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            progress.task(label, total=len(rows), unit="image") as bar:
+        results = []
+        for r in pool.map(one, rows):
+            results.append(r)
+            bar.advance()
     return pa.table({
         "image_key": [r[0] for r in rows],
         "status": [s for s, _, _ in results],

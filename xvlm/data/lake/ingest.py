@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from xvlm import progress
 from xvlm.data.lake import fingerprint as fp
 from xvlm.data.lake.config import IngestConfig, LakeInputError, VgPaths
 from xvlm.data.lake.fused import FusedRegions, fused_vg_regions
@@ -99,7 +100,8 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
         check = inp.check_files and cfg.check_images
         if check:
             rows = run.query("images_to_check")
-            run.con.register("image_checks_arrow", check_images(cfg.raw_root, rows))
+            checks = check_images(cfg.raw_root, rows, label=f"{source}: check images")
+            run.con.register("image_checks_arrow", checks)
             run.con.execute("INSERT INTO image_checks SELECT * FROM image_checks_arrow")
             run.con.unregister("image_checks_arrow")
         run.stage("t_images", "final_images", check_files=check)
@@ -135,15 +137,18 @@ def ingest_lake(cfg: IngestConfig, sources: list[str] | None = None, force: bool
     """Ingest ``sources`` (default: every enabled one), then (re)write ``lake.duckdb``; returns stats."""
     out: dict[str, dict[str, Any]] = {}
     todo = sources or cfg.enabled_sources()
-    for source in todo:
-        inp = source_inputs(cfg, source)
-        if cfg.skip_missing_sources and not all(p.is_file() for p in inp.files):
+    with progress.task("ingest", total=len(todo), unit="source") as bar:
+        for source in todo:
+            inp = source_inputs(cfg, source)
+            if cfg.skip_missing_sources and not all(p.is_file() for p in inp.files):
+                if log:
+                    log(f"{source}: input files missing, skipped")
+                bar.advance(last=source)
+                continue
+            out[source] = ingest_source(cfg, source, force=force)
+            bar.advance(last=source)
             if log:
-                log(f"{source}: input files missing, skipped")
-            continue
-        out[source] = ingest_source(cfg, source, force=force)
-        if log:
-            log(format_source_stats(out[source]))
+                log(format_source_stats(out[source]))
     write_lake_db(cfg.out)
     return out
 
