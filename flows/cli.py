@@ -23,6 +23,8 @@ for _key, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    # Prefect's local API server gets 20 s to start by default: too short on a busy 2-core machine
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }.items():
     os.environ.setdefault(_key, _value)
 
@@ -155,13 +157,106 @@ def pretrain(
     raw_root: Annotated[Path | None, typer.Option(help="Raw annotation files (not needed for the demo).")] = None,
     steps: Annotated[int | None, typer.Option(help="Override the preset's number of steps.")] = None,
     devices: Annotated[int, typer.Option(help="Processes for torchrun (1: in-process).")] = 1,
+    evaluation: Annotated[list[str] | None, typer.Option(
+        help="Evaluation after training (repeatable): retrieval, grounding, vqa, nlvr2, caption, or none. "
+             "Default: the preset's downstream.evaluations.")] = None,
+    downstream_root: Annotated[Path | None, typer.Option(help="Downstream files for the evaluation (default: "
+                                                         "the preset's, else --raw-root).")] = None,
 ) -> None:
-    """Run the DAG ingest -> shards -> pre-training (unchanged stages are skipped; training resumes)."""
+    """Run the DAG ingest -> shards -> pre-training -> evaluation (unchanged stages are skipped; training
+    resumes; a checkpoint already evaluated with the same settings is not evaluated again)."""
+    from flows.demo import evaluation_lines
     from flows.pretrain import pretrain as pretrain_flow
 
+    evaluations = None if evaluation is None else [e for e in evaluation if e != "none"]
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
-                           steps=steps, devices=devices)
+                           steps=steps, devices=devices, evaluations=evaluations,
+                           downstream_root=str(downstream_root) if downstream_root else None)
     typer.echo(f"checkpoint {result['train']['checkpoint']} (step {result['train']['step']})")
+    if lines := evaluation_lines(result):
+        typer.echo("\n".join(lines))
+
+
+EVAL_TASKS = ("zero-shot-retrieval", "zero-shot-grounding", "retrieval", "grounding", "vqa", "nlvr2", "caption")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[str, typer.Argument(help="Checkpoint file, training out_dir, MLflow artifact URI "
+                                              "(runs:/<run>/<path>), or a released checkpoint (with --model).")],
+    raw_root: Annotated[Path, typer.Argument(help="Root of the downstream files (karpathy/, refcoco+/, vqa/, "
+                                             "nlvr2/, caption/ + images; the sample corpus has them all).")],
+    out: Annotated[Path, typer.Option(help="Fine-tuned checkpoints and result files; MLflow's SQLite file "
+                                      "when MLFLOW_TRACKING_URI is unset.")] = Path("eval-out"),
+    task: Annotated[list[str] | None, typer.Option(
+        "--task", "-t", help=f"Repeatable; one of {', '.join(EVAL_TASKS)}. Default: both zero-shot ones.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model config (needed for a released reference checkpoint; "
+                                              "read from ours).")] = None,
+    dataset: Annotated[str, typer.Option(help="Retrieval dataset: coco or flickr30k.")] = "coco",
+    k: Annotated[int, typer.Option(help="Retrieval: ITC candidates re-ranked by ITM.")] = 128,
+    image_size: Annotated[int | None, typer.Option(help="Resolution (the paper fine-tunes at 384); default: "
+                                                   "the checkpoint's.")] = None,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 10,
+    steps: Annotated[int | None, typer.Option(help="Stop fine-tuning after this many steps (debug runs).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Fine-tuning learning rate (default: the task's, "
+                                             "METHOD.md section 7).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Fine-tuning batch size (default: the task's).")] = None,
+    vision_lr_mult: Annotated[float, typer.Option(help="Vision tower lr multiplier (0.1 for barely "
+                                                  "pre-trained towers).")] = 1.0,
+    pretrain_run_id: Annotated[str | None, typer.Option(help="MLflow pre-training run to tag the runs with "
+                                                        "(default: from the checkpoint or runs:/ URI).")] = None,
+) -> None:
+    """Evaluate a checkpoint on downstream tasks (zero-shot, or fine-tune then test); one MLflow run per task."""
+    bad = sorted(set(task or []) - set(EVAL_TASKS))
+    if bad:
+        raise UserError(f"unknown --task {bad}; choose from {', '.join(EVAL_TASKS)}")
+    tasks = list(dict.fromkeys(task or ["zero-shot-retrieval", "zero-shot-grounding"]))
+    if ":/" not in checkpoint or Path(checkpoint).exists():
+        from xvlm.inference import resolve_checkpoint
+
+        try:
+            checkpoint = str(resolve_checkpoint(checkpoint).resolve())
+        except FileNotFoundError as exc:
+            raise UserError(f"{checkpoint}: no such checkpoint file (pass a file, a training out_dir with "
+                            "checkpoints/latest, or an MLflow URI runs:/<run>/<path>)") from exc
+    if not raw_root.is_dir():
+        raise UserError(f"{raw_root}: no such directory (the downstream files' root; `xvlm sample-corpus DIR` "
+                        "writes a small one)")
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
+    from flows.evaluate import FinetuneOptions, finetune_grounding, finetune_retrieval, format_downstream
+    from flows.evaluate import evaluate as evaluate_flow
+
+    common = {"model": model, "pretrain_run_id": pretrain_run_id}
+    opts = FinetuneOptions(epochs=epochs, max_steps=steps, image_size=image_size, vision_lr_mult=vision_lr_mult,
+                           **({"lr": lr} if lr is not None else {}),
+                           **({"batch_size": batch_size} if batch_size is not None else {}))
+    result: dict = {}
+    if zero := tuple(t.removeprefix("zero-shot-") for t in tasks if t.startswith("zero-shot-")):
+        result["zero_shot"] = evaluate_flow(checkpoint, str(raw_root), str(out), tasks=zero, dataset=dataset,
+                                            image_size=image_size, k=k, **common)
+    if "retrieval" in tasks:
+        result["retrieval"] = finetune_retrieval(checkpoint, str(raw_root), str(out), dataset=dataset, options=opts,
+                                                 k=k, **common)
+    if "grounding" in tasks:
+        result["grounding"] = finetune_grounding(checkpoint, str(raw_root), str(out), options=opts, **common)
+    lines = format_downstream(result).splitlines()
+    if vl := [t for t in ("vqa", "nlvr2", "caption") if t in tasks]:
+        from flows.evaluate import resolve_checkpoint as fetch
+        from flows.finetune_vl import run_downstream
+        from xvlm.eval.checkpoint import load_checkpoint
+
+        local = fetch.fn(checkpoint)  # the VL flows read a local file; an MLflow URI is downloaded once here
+        cfg = {"epochs": epochs, "max_steps": steps, **({"lr": lr} if lr is not None else {}),
+               **({"batch_size": batch_size} if batch_size is not None else {})}
+        for name, r in run_downstream(vl, str(raw_root), str(out), local, pretrain_run_id,
+                                      model=model or load_checkpoint(local).model.cfg.name,
+                                      configs=dict.fromkeys(vl, cfg), image_size=image_size).items():
+            metrics = ", ".join(f"{key.split('/')[-1]} {v:.1f}" for key, v in r["metrics"].items())
+            lines.append(f"{name + ' (fine-tuned):':<45}{metrics}  [mlflow run {r['run_id']}]")
+    typer.echo("\n".join(lines))
+    typer.echo(f"MLflow: {os.environ['MLFLOW_TRACKING_URI']} (experiments xvlm-eval, xvlm-finetune)")
 
 
 @app.command()

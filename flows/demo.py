@@ -5,7 +5,10 @@ Prefect runs in its local mode (a temporary API server over a SQLite database ke
 runs) and MLflow logs to ``OUT/mlflow.db`` with artifacts in ``OUT/mlartifacts``.
 
 The DAG is the ``pretrain`` flow with the ``demo`` preset (``configs/pretrain/demo.json``): sample
-corpus -> ingest -> shards -> pre-training of the debug model (-> evaluation as it lands).
+corpus -> ingest -> shards -> pre-training of the debug model -> evaluation (zero-shot and fine-tuned
+retrieval and grounding on the sample corpus' Karpathy / RefCOCO+ splits, MLflow experiment
+``xvlm-eval``, every run tagged with the pre-training run id). A rerun with nothing changed skips
+every stage, the evaluation included, and prints the same numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def configure_local_services(out: Path) -> dict[str, str]:
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "HF_HUB_OFFLINE": "1",
+        # the default 20 s is too short for the local API server to come up on a busy 2-core box
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": os.environ.get(
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"),
     }
     os.environ.update(env)
     os.environ.pop("PREFECT_API_URL", None)
@@ -58,13 +64,16 @@ def print_summary(out: Path, result: dict[str, Any]) -> None:
         f"  Prefect home (runs, SQLite)  {out / '.prefect'}",
         "",
         "Pre-training (debug model): " + _losses_line(result["train"]),
+        *evaluation_lines(result),
         "",
         "Query the lake:",
         f"  .venv/bin/duckdb {result['lake_db']} \"select source, count(*) from regions group by all\"",  # noqa: S608
         f"  .venv/bin/xvlm lake stats {result['lake_root']}",
         "Open the MLflow UI:",
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{out / 'mlflow.db'} --host 127.0.0.1 --port 5000",
-        f"  (experiment {result['experiment']}: runs 'ingest' and the pre-training run)",
+        f"  (experiment {result['experiment']}: runs 'ingest', 'shards' and the pre-training run"
+        f" {result['train'].get('mlflow_run_id')};",
+        "   experiment xvlm-eval: the evaluation runs, tag pretrain_run_id = that run)",
         "Open the Prefect UI (shows the demo's flow runs):",
         f"  PREFECT_HOME={out / '.prefect'} .venv/bin/prefect server start --host 127.0.0.1",
         "=" * 72,
@@ -77,3 +86,20 @@ def _losses_line(train: dict[str, Any]) -> str:
     keys = [k for k in ("itc", "itm", "mlm", "bbox_l1", "bbox_giou") if k in first and k in last]
     parts = ", ".join(f"{k} {first[k]:.2f} -> {last[k]:.2f}" for k in keys)
     return f"{train.get('step', 0)} steps; {parts}" if parts else f"{train.get('step', 0)} steps"
+
+
+def evaluation_lines(result: dict[str, Any]) -> list[str]:
+    """Downstream numbers with their MLflow run ids; says so when they were reused from an earlier run."""
+    ev = result.get("evaluation")
+    if not ev:
+        return []
+    from flows.evaluate import format_downstream
+
+    head = f"Evaluation of {Path(ev['checkpoint']).name} (pre-training run {ev['pretrain_run_id']})"
+    head += ", reused: same checkpoint and settings as before" if ev.get("skipped") else ""
+    lines = ["", head + ":", *("  " + line for line in format_downstream(ev).splitlines())]
+    for task, r in (ev.get("vl") or {}).items():
+        metrics = ", ".join(f"{k.split('/')[-1]} {v:.1f}" for k, v in r["metrics"].items())
+        lines.append(f"  {task + ' (fine-tuned):':<43}{metrics}  [mlflow run {r['run_id']}]")
+    lines.append(f"  figures: MLflow artifacts figures/*.png of each run; outputs in {ev['out']}")
+    return lines

@@ -196,8 +196,9 @@ def _load(checkpoint: str, model: str | None, image_size: int | None) -> tuple[L
 def _start_run(out: str, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any]) -> Any:
     import mlflow
 
-    mlflow.set_experiment(experiment_id=experiment_id(experiment, Path(out)))
-    run = mlflow.start_run(run_name=name)
+    # experiment_id on the run, not mlflow.set_experiment: that is process-global, and a pre-training run
+    # resumed later in the same process (``pretrain`` called twice) must not find another active experiment
+    run = mlflow.start_run(experiment_id=experiment_id(experiment, Path(out)), run_name=name)
     mlflow.set_tags({**tags, "stage": name})
     mlflow.log_params({k: str(v) for k, v in params.items()})
     return run
@@ -322,25 +323,47 @@ def evaluate(checkpoint: str, raw_root: str, out: str, tasks: tuple[str, ...] = 
 @flow(name="downstream")
 def downstream_stage(checkpoint: str, raw_root: str, out: str, pretrain_run_id: str | None = None,
                      model: str | None = None, options: FinetuneOptions | None = None, k: int = 16,
-                     experiment: str = EXPERIMENT) -> dict[str, Any]:
-    """The pre-training DAG's last stage: zero-shot evaluation, then both fine-tunes (val-selected, test once)."""
-    zero = evaluate(checkpoint, raw_root, out, model=model, k=k, pretrain_run_id=pretrain_run_id,
-                    experiment=experiment)
-    ret = finetune_retrieval(checkpoint, raw_root, out, model=model, options=options, k=k,
-                             pretrain_run_id=pretrain_run_id, experiment=experiment)
-    grd = finetune_grounding(checkpoint, raw_root, out, model=model, options=options,
-                             pretrain_run_id=pretrain_run_id, experiment=experiment)
-    return {"zero_shot": zero, "retrieval": ret, "grounding": grd}
+                     experiment: str = EXPERIMENT, tasks: tuple[str, ...] = ("retrieval", "grounding"),
+                     dataset: str = "coco") -> dict[str, Any]:
+    """The pre-training DAG's last stage: zero-shot evaluation of ``tasks``, then their fine-tunes
+    (val-selected, test once). ``tasks`` is a subset of ``("retrieval", "grounding")``."""
+    unknown = sorted(set(tasks) - {"retrieval", "grounding"})
+    if unknown or not tasks:
+        raise ValueError(f"downstream_stage tasks must be a non-empty subset of ('retrieval', 'grounding'), "
+                         f"got {tuple(tasks)}")
+    zero = evaluate(checkpoint, raw_root, out, tasks=tuple(tasks), dataset=dataset, model=model, k=k,
+                    pretrain_run_id=pretrain_run_id, experiment=experiment)
+    result: dict[str, Any] = {"zero_shot": zero}
+    if "retrieval" in tasks:
+        result["retrieval"] = finetune_retrieval(checkpoint, raw_root, out, dataset=dataset, model=model,
+                                                 options=options, k=k, pretrain_run_id=pretrain_run_id,
+                                                 experiment=experiment)
+    if "grounding" in tasks:
+        result["grounding"] = finetune_grounding(checkpoint, raw_root, out, model=model, options=options,
+                                                 pretrain_run_id=pretrain_run_id, experiment=experiment)
+    return result
 
 
 def format_downstream(result: dict[str, Any]) -> str:
-    """The lines ``make demo`` prints: retrieval and grounding numbers with their MLflow run ids."""
-    r, g = result["retrieval"], result["grounding"]
-    return "\n".join([
-        f"retrieval (fine-tuned, test, ITM re-ranked): {_fmt(r['test'])}  [mlflow run {r['run_id']}]",
-        f"retrieval (fine-tuned, test, ITC only):      {_fmt(r['test_itc'])}",
-        f"grounding (fine-tuned, Acc@IoU>=0.5):        {_fmt(g['metrics'])}  [mlflow run {g['run_id']}]",
-    ])
+    """The lines ``make demo`` prints: retrieval and grounding numbers with their MLflow run ids
+    (zero-shot first, then fine-tuned; a task the stage did not run is left out)."""
+    zero = result.get("zero_shot", {})
+    rows: list[tuple[str, dict[str, float], str | None]] = []
+    if "retrieval" in zero:
+        rows.append(("retrieval (zero-shot, test, ITM re-ranked)", zero["retrieval"]["metrics"],
+                     zero["retrieval"]["run_id"]))
+    if "grounding" in zero:
+        rows.append(("grounding (zero-shot, Acc@IoU>=0.5)", zero["grounding"]["metrics"],
+                     zero["grounding"]["run_id"]))
+    if "retrieval" in result:
+        r = result["retrieval"]
+        rows += [("retrieval (fine-tuned, test, ITM re-ranked)", r["test"], r["run_id"]),
+                 ("retrieval (fine-tuned, test, ITC only)", r["test_itc"], None)]
+    if "grounding" in result:
+        rows.append(("grounding (fine-tuned, Acc@IoU>=0.5)", result["grounding"]["metrics"],
+                     result["grounding"]["run_id"]))
+    return "\n".join(f"{label + ':':<45}{_fmt(m)}" + (f"  [mlflow run {run}]" if run else "")
+                     for label, m, run in rows)
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -185,11 +185,15 @@ FLOWS = {"vqa": finetune_vqa_flow, "nlvr2": finetune_nlvr2_flow, "caption": fine
 
 def run_downstream(tasks: Sequence[str], data_root: str, out: str, checkpoint: str | None,
                    pretrain_run_id: str | None, model: str = "xvlm-debug",
-                   configs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Run the named fine-tune flows (as subflows when called inside a flow) for ``pretrain``'s evaluation."""
+                   configs: dict[str, dict[str, Any]] | None = None, image_size: int | None = None
+                   ) -> dict[str, Any]:
+    """Run the named fine-tune flows (as subflows when called inside a flow) for ``pretrain``'s evaluation.
+
+    ``image_size``: fine-tune resolution (the paper's 384; None keeps the checkpoint's)."""
     unknown = sorted(set(tasks) - set(FLOWS))
     if unknown:
         raise ValueError(f"unknown downstream tasks {unknown}; known: {sorted(FLOWS)}")
     return {t: FLOWS[t](data_root=data_root, out=str(Path(out) / t), checkpoint=checkpoint,
-                        pretrain_run_id=pretrain_run_id, model=model, config=(configs or {}).get(t))
+                        pretrain_run_id=pretrain_run_id, model=model, image_size=image_size,
+                        config=(configs or {}).get(t))
             for t in tasks}

@@ -85,3 +85,25 @@ def test_show_and_ground_on_the_demo_outputs(demo_run: tuple[Path, str], tmp_pat
                             capture_output=True, text=True, timeout=120)
     assert ground.returncode == 0, ground.stderr
     assert ground.stdout.startswith("box x=") and (tmp_path / "g.png").is_file()
+
+
+def test_demo_prints_evaluation_numbers_of_runs_linked_to_pretraining(demo_run: tuple[Path, str]) -> None:
+    out, stdout = demo_run
+    con = sqlite3.connect(out / "mlflow.db")
+    try:
+        (pre,) = con.execute("select r.run_uuid from runs r join experiments e using (experiment_id) where "
+                             "e.name = 'pretrain-demo' and r.name not in ('ingest', 'shards')").fetchone()
+        evals = dict(con.execute(
+            "select r.name, r.run_uuid from runs r join experiments e using (experiment_id) "
+            "join tags t on t.run_uuid = r.run_uuid and t.key = 'pretrain_run_id' "
+            "where e.name = 'xvlm-eval' and r.status = 'FINISHED' and t.value = ?", (pre,)))
+    finally:
+        con.close()
+    assert set(evals) == {"evaluate-retrieval-coco", "evaluate-grounding", "finetune-retrieval-coco",
+                          "finetune-grounding"}
+    assert f"Evaluation of step-00000150.pt (pre-training run {pre})" in stdout
+    for name in ("finetune-retrieval-coco", "finetune-grounding", "evaluate-grounding"):
+        assert f"[mlflow run {evals[name]}]" in stdout                  # every number names its run
+    assert "retrieval (fine-tuned, test, ITM re-ranked): txt_r1 " in stdout
+    assert "grounding (fine-tuned, Acc@IoU>=0.5):" in stdout and "testA/acc_iou50" in stdout
+    assert list((out / "eval").glob("*/result.json"))

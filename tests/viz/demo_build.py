@@ -33,6 +33,7 @@ def train_demo(build_dir: Path, out_dir: Path) -> Path:
     preset = json.loads((REPO / "configs" / "pretrain" / "demo.json").read_text())
     preset.pop("_comment", None)
     preset.pop("recipe")
+    preset.pop("downstream", None)  # the evaluation stage's settings, not a PretrainConfig field
     preset["out_dir"] = str(out_dir)
     preset["data"]["shards"] = [str(build_dir / "shards" / "*.tar")]
     train(PretrainConfig.from_dict(preset))
