@@ -135,10 +135,12 @@ def test_possible_duplicate_ids_fall_back_to_the_generic_path(corpus: Path, tmp_
     assert not list((tmp_path / "lake-True" / "_tmp").glob("stage-*"))
 
 
-def test_a_parse_error_mid_stream_names_the_file_and_leaves_nothing(corpus: Path, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The region file breaks after batches were already split and written: the error surfaces from the
-    parse thread as LakeInputError naming the file; no manifest, no partition, no staging left."""
+def test_a_parse_error_names_the_file_and_leaves_nothing(corpus: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A region file cut inside its last records (6,000 more images, small batches): the parse error
+    surfaces through the parse thread as LakeInputError naming the file; no manifest, no partition,
+    no staging left. (Whether DuckDB emits some batches before it reports the error depends on its
+    read-ahead; the mid-stream case is pinned down with a planted error below.)"""
     monkeypatch.setattr(fused_mod, "_BATCH_ROWS", 512)
     raw = copy_corpus(corpus, tmp_path / "raw")
     p = raw / "vg/region_descriptions.json"
@@ -146,25 +148,66 @@ def test_a_parse_error_mid_stream_names_the_file_and_leaves_nothing(corpus: Path
     data += [{"id": 10_000_000 + i, "regions": [{"region_id": 50_000_000 + i, "x": 1, "y": 1, "width": 2,
                                                  "height": 2, "phrase": "p"}]} for i in range(6000)]
     text = json.dumps(data)
-    p.write_text(text[: len(text) - 100])  # cut inside the last records
-    seen: list[int] = []
-    real = fused_mod._split_stream
-
-    def counting(schema: Any, batches: Any, out: Path, q: list) -> Any:
-        def it() -> Any:
-            for b in batches:
-                seen.append(b.num_rows)
-                yield b
-        return real(schema, it(), out, q)
-
-    monkeypatch.setattr(fused_mod, "_split_stream", counting)
+    p.write_text(text[: len(text) - 100])
     lake = tmp_path / "lake"
     with pytest.raises(LakeInputError, match=r"vg/region_descriptions\.json"):
         ingest_source(IngestConfig(raw_root=raw, out=lake), "vg")
-    assert len(seen) >= 2  # the error came mid-stream, not at the first batch
     assert not (lake / "_manifest" / "vg.json").exists()
     assert not (lake / "regions" / "source=vg").exists()
     assert not list((lake / "_tmp").iterdir())
+
+
+_STREAM_SCHEMA = pa.schema([("image_key", pa.string()), ("source", pa.string()), ("region_id", pa.int64()),
+                            ("x", pa.float64()), ("y", pa.float64()), ("w", pa.float64()), ("h", pa.float64()),
+                            ("phrase", pa.string()), ("clipped", pa.bool_()), ("box_id", pa.string()),
+                            ("reason", pa.string())])
+
+
+def _batch(ids: list[int], reasons: list[str | None]) -> pa.RecordBatch:
+    n = len(ids)
+    return pa.record_batch([pa.array([f"vg_{i}" for i in ids]), pa.array(["vg"] * n), pa.array(ids, pa.int64()),
+                            *[pa.array([1.0] * n)] * 4, pa.array(["p"] * n), pa.array([False] * n),
+                            pa.array([str(i) for i in ids]), pa.array(reasons, pa.string())],
+                           schema=_STREAM_SCHEMA)
+
+
+def test_split_stream_counts_splits_and_writes(tmp_path: Path) -> None:
+    q: list[pa.RecordBatch] = []
+    out = tmp_path / "r.parquet"
+    counts = fused_mod._split_stream(_STREAM_SCHEMA, iter([_batch([1, 2, 3], [None, "zero_size_box", None]),
+                                                           _batch([4, 5], [None, None])]), out, q)
+    assert (counts.rows_in, counts.n_ids, counts.n_int_ids, counts.ids_increasing) == (5, 5, 5, True)
+    assert pq.read_table(out).column("region_id").to_pylist() == [1, 3, 4, 5]
+    assert pq.read_table(out).column_names == list(fused_mod.REGION_COLUMNS)
+    assert [b.column("region_id").to_pylist() for b in q] == [[2]]
+
+
+def test_split_stream_error_mid_stream_reaches_the_caller(tmp_path: Path) -> None:
+    """The parse thread fails after two batches: the caller gets that very error (not a hang)."""
+    def failing() -> Any:
+        yield _batch([1], [None])
+        yield _batch([2], [None])
+        raise LakeInputError("vg/region_descriptions.json", "unusable input (planted)")
+
+    with pytest.raises(LakeInputError, match="planted"):
+        fused_mod._split_stream(_STREAM_SCHEMA, failing(), tmp_path / "r.parquet", [])
+
+
+def test_split_stream_writer_failure_stops_the_parse_thread(tmp_path: Path) -> None:
+    """The consumer fails (a batch the writer rejects): the producer is stopped instead of blocking on a
+    full queue forever, and the error reaches the caller."""
+    pulled: list[int] = []
+
+    def endless() -> Any:
+        i = 0
+        while True:
+            i += 1
+            pulled.append(i)
+            yield _batch([i], [None]) if i < 3 else pa.record_batch([pa.array([i])], names=["other"])
+
+    with pytest.raises(KeyError):
+        fused_mod._split_stream(_STREAM_SCHEMA, endless(), tmp_path / "r.parquet", [])
+    assert len(pulled) <= 3 + fused_mod._AHEAD + 1  # stopped, not drained forever
 
 
 @pytest.mark.parametrize("batches,increasing", [
