@@ -24,6 +24,8 @@ from xvlm.data.collate import (
     build_fast_tokenizer,
     choose_mask_positions,
     clean_caption,
+    normalize_images,
+    stack_images,
     swap_left_right,
 )
 from xvlm.data.loader import CorruptSample, DataConfig, PretrainStream, build_loader, parse_sample
@@ -269,3 +271,35 @@ def test_resume_position_replays_exactly(tmp_path: Path, workers: int) -> None:
     # the two workers produce different batches (their streams are split, not copied)
     if workers == 2:
         assert full[0].keys != full[1].keys
+
+
+def test_augmented_images_stack_into_a_channels_last_batch_with_the_same_values() -> None:
+    """Augmenter returns CHW views of Pillow's HWC buffer; stack_images makes one channels-last batch whose
+    values equal a plain contiguous stack, and normalize_images gives the same floats for either layout."""
+    cfg = AugmentConfig(res=RES)
+    aug = Augmenter(cfg)
+    images = []
+    for seed in range(3):
+        rec = _record(seed, kind="image")
+        img = aug(plan_image_text(rec, cfg, random.Random(seed), seed)).image
+        assert img.shape == (3, RES, RES) and img.dtype == torch.uint8
+        images.append(img)
+    batch = stack_images(images)
+    plain = torch.stack([im.contiguous() for im in images])
+    assert batch.shape == (3, 3, RES, RES) and torch.equal(batch, plain)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    assert torch.equal(normalize_images(batch, mean, std), normalize_images(plain, mean, std))
+
+
+def test_randaugment_draws_are_seeded_per_sample() -> None:
+    """Same plan -> same pixels (RandAugment seeded from the plan); RandAugment does change the image."""
+    cfg, off = AugmentConfig(res=RES), AugmentConfig(res=RES, randaugment=False)
+    rec = _record(5, kind="image")
+    changed = 0
+    for seed in range(8):
+        plan = plan_image_text(rec, cfg, random.Random(seed), seed)
+        a, b = Augmenter(cfg)(plan).image, Augmenter(cfg)(plan).image
+        assert torch.equal(a, b)
+        changed += not torch.equal(a, Augmenter(off)(plan).image)
+    assert changed >= 5, changed  # a draw can be a no-op (Identity, AutoContrast on a full-range crop)
