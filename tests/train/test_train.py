@@ -17,9 +17,10 @@ from tests.train.shardgen import write_shards
 from xvlm.data.loader import DataConfig, PretrainStream
 from xvlm.models.objective import pretrain_losses
 from xvlm.train import PretrainConfig
+from xvlm.train.config import OptimConfig
 from xvlm.train.checkpoint import CHECKPOINT_KEYS, load_checkpoint
 from xvlm.train.loop import build_train_model, to_device
-from xvlm.train.optim import build_optimizer, is_new_param, warmup_linear
+from xvlm.train.optim import build_optimizer, build_scheduler, is_new_param, warmup_linear
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,6 +65,21 @@ def test_param_groups_and_schedule(tmp_path: Path) -> None:
         assert g["lr"] == pytest.approx(1e-4 * (2.0 if new else 1.0))
         assert (g["weight_decay"] == 0.0) == g["name"].endswith("nodecay")
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    assert [g["name"] for g in opt.param_groups] == ["pre-decay", "new-decay", "pre-nodecay", "new-nodecay"]
+    # a from-scratch vision tower's own groups at lr x vision_lr_mult (only when != 1: old checkpoints resume)
+    opt = build_optimizer(model, OptimConfig(vision_lr_mult=0.1))
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs == pytest.approx({"new-decay": 2e-4, "new-nodecay": 2e-4, "pre-decay": 1e-4, "pre-nodecay": 1e-4,
+                                 "vision-pre-decay": 1e-5, "vision-pre-nodecay": 1e-5})
+    for g in opt.param_groups:
+        names = [by_name[id(p)] for p in g["params"]]
+        assert all(n.startswith("vision_encoder.") == g["name"].startswith("vision-") for n in names), g["name"]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    sched = build_scheduler(opt, OptimConfig(vision_lr_mult=0.1, warmup_steps=4), 10)
+    opt.step()
+    sched.step()  # step 1 of warmup 4: every group at half its lr, the 10x ratio kept
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs["vision-pre-decay"] == pytest.approx(0.5e-5) and lrs["pre-decay"] == pytest.approx(0.5e-4)
     assert is_new_param("cross_encoder.layer.0.crossattention.self.key.weight")
     assert is_new_param("temp") and is_new_param("bbox_head.0.weight")
     assert not is_new_param("cross_encoder.layer.0.attention.self.key.weight")

@@ -23,6 +23,10 @@ class OptimConfig:
     eps: float = 1e-8
     weight_decay: float = 0.01
     lr_mult_new: float = 2.0  # newly initialised parameters (cross-attention, projections, heads, temp)
+    # Vision tower (``vision_encoder.*``) lr multiplier, for from-scratch towers only: a random Swin trained at
+    # the text side's lr collapses to constant features in ~50 steps (docs/training.md, Known gaps). The
+    # reference starts from a pre-trained Swin (METHOD.md §2) and keeps 1.0.
+    vision_lr_mult: float = 1.0
     warmup_steps: int = 2500
     clip_grad: float = 1.0
 

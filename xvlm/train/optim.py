@@ -4,6 +4,10 @@ Four groups: {decay, no decay} x {pretrained, new}. No decay on biases, norm wei
 (1-D tensors), as the reference. "New" = parameters that no pre-trained checkpoint provides and that the
 reference trains at ``lr * lr_mult`` (2x): cross-attention, ``vision_proj``, ``text_proj``, ``temp``,
 ``itm_head``, ``bbox_head``.
+
+With ``vision_lr_mult != 1`` the ``vision_encoder.*`` parameters get their own groups at that extra factor
+(a from-scratch tower, docs/training.md); at 1.0 the four groups above stay as they are, so checkpoints of
+runs without the option keep resuming (the optimizer state is loaded group by group).
 """
 
 from __future__ import annotations
@@ -26,18 +30,20 @@ def is_new_param(name: str) -> bool:
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     """AdamW groups; each carries ``lr_mult`` so the schedule scales every group's base lr."""
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    split_vision = cfg.vision_lr_mult != 1.0
+    groups: dict[tuple[bool, bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         no_decay = p.ndim <= 1 or name.endswith(".bias")
-        groups.setdefault((no_decay, is_new_param(name)), []).append(p)
+        vision = split_vision and name.startswith("vision_encoder.")
+        groups.setdefault((vision, no_decay, is_new_param(name)), []).append(p)
     out = []
-    for (no_decay, new), params in sorted(groups.items()):
-        mult = cfg.lr_mult_new if new else 1.0
+    for (vision, no_decay, new), params in sorted(groups.items()):
+        mult = (cfg.lr_mult_new if new else 1.0) * (cfg.vision_lr_mult if vision else 1.0)
         out.append({"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-                    "lr": cfg.lr * mult, "lr_mult": mult, "name": f"{'new' if new else 'pre'}-"
-                    f"{'nodecay' if no_decay else 'decay'}"})
+                    "lr": cfg.lr * mult, "lr_mult": mult, "name": f"{'vision-' if vision else ''}"
+                    f"{'new' if new else 'pre'}-{'nodecay' if no_decay else 'decay'}"})
     return out
 
 
