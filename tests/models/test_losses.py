@@ -12,7 +12,7 @@ from torchvision.ops import box_convert, generalized_box_iou
 
 from tests.models.conftest import make_batch
 from xvlm.models.config import get_config
-from xvlm.models.losses import bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives
+from xvlm.models.losses import bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives, text_group_keys
 from xvlm.models.objective import LOSS_KEYS, pretrain_losses
 from xvlm.models.xvlm import XVLM
 
@@ -53,6 +53,75 @@ def test_itc_soft_targets_for_shared_image_ids_and_padding_mask() -> None:
     valid = torch.tensor([True, True, False])
     two = itc_loss(img[:2], txt[:2], temp)
     assert itc_loss(img, txt, temp, valid=valid).item() == pytest.approx(two.item(), rel=1e-6)
+
+
+def test_text_group_keys_equal_exactly_for_identical_attended_tokens() -> None:
+    ids = torch.tensor([[101, 5, 6, 0, 0],   # "5 6"
+                        [101, 5, 6, 9, 3],   # "5 6" + padding holding junk ids (masked out)
+                        [101, 5, 6, 0, 0],   # "5 6 [PAD]": the attended 0 makes it a different text
+                        [101, 6, 5, 0, 0],   # same tokens, other order
+                        [101, 5, 6, 0, 0]])  # "5 6" again
+    atts = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0]])
+    k = text_group_keys(ids, atts)
+    same = (k[:, None] == k[None, :]).tolist()
+    assert same == [[r in (0, 1, 4) and c in (0, 1, 4) or r == c for c in range(5)] for r in range(5)]
+    assert int(k.max()) < 2**52  # exact through the float64 gather
+
+
+def test_itc_identical_texts_are_positives_of_each_other() -> None:
+    """False negatives (docs/training.md): pairs 0 and 2 carry the same text, so text 2 is a positive of
+    concept 0 and vice versa; the targets spread over both, like image-id targets."""
+    temp = 0.5
+    img, txt = torch.tensor(IMG), torch.tensor(TXT)
+    keys = torch.tensor([11, 22, 11])
+    logits = (img @ txt.T / temp).tolist()
+    t = [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]
+    cols = [list(c) for c in zip(*logits, strict=True)]
+    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 6
+    assert itc_loss(img, txt, temp, text_keys=keys).item() == pytest.approx(expected, rel=1e-6)
+    # distinct keys = the plain diagonal targets
+    plain = itc_loss(img, txt, temp).item()
+    assert itc_loss(img, txt, temp, text_keys=torch.tensor([1, 2, 3])).item() == pytest.approx(plain, rel=1e-6)
+    # both groupings at once: the per-pair union (ids join 0-1, keys join 0-2; 1-2 stay negatives)
+    got = itc_loss(img, txt, temp, image_ids=torch.tensor([4, 4, 9]), text_keys=keys).item()
+    t = [[1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5]]
+    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 6
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_pretrain_losses_treat_identical_texts_as_positives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the pre-training objective: ITC targets spread over identical texts and the ITM sampler gets
+    weight 0 for identical texts and for the same image (exact masks on a hand-made batch)."""
+    import xvlm.models.objective as objective
+
+    batch = make_batch()  # image_index [0, 0, 1, 1, 2, 2]
+    batch.text_ids[3] = batch.text_ids[1]  # samples 1 (image 0) and 3 (image 1): the same text
+    batch.text_atts[3] = batch.text_atts[1]
+    batch.mlm_ids = batch.text_ids.clone()
+    seen: list[torch.Tensor] = []
+
+    def spy(sim: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None = None):
+        seen.append(same.clone())
+        return sample_hard_negatives(sim, same, generator)
+
+    monkeypatch.setattr(objective, "sample_hard_negatives", spy)
+    torch.manual_seed(0)
+    model = XVLM(get_config("xvlm-debug")).eval()
+    with torch.no_grad():
+        got = pretrain_losses(model, batch, torch.Generator().manual_seed(0))["itc"]
+        patches, _ = model.encode_image(batch.images)
+        concepts = model.concepts(patches, batch.image_index, batch.boxes)
+        img = model.image_feat(concepts.embeds[:, 0])
+        txt = model.text_feat(model.encode_text(batch.text_ids, batch.text_atts))
+    logits = (img @ txt.T / model.temperature()).tolist()
+    t = [[float(r == c or {r, c} == {1, 3}) for c in range(6)] for r in range(6)]
+    t = [[v / sum(row) for v in row] for row in t]
+    cols = [list(c) for c in zip(*logits, strict=True)]
+    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 12
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    image = [0, 0, 1, 1, 2, 2]
+    want = [[image[r] == image[c] or {r, c} == {1, 3} for c in range(6)] for r in range(6)]
+    assert len(seen) == 2 and all(s.tolist() == want for s in seen)
 
 
 def test_itm_negatives_never_positive_or_same_image() -> None:

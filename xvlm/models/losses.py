@@ -1,9 +1,10 @@
 """The four X-VLM losses (METHOD.md §3) as functions of features the model returns.
 
 - ``itc_loss``: symmetric InfoNCE over features gathered from all ranks (``gather_features``), hard or
-  image-id (soft, multi-positive) targets, optional padding mask.
+  multi-positive targets (same image id in fine-tuning; identical texts, ``text_keys``, in pre-training),
+  optional padding mask.
 - ``sample_hard_negatives`` + ``itm_loss``: one hard negative per row drawn with probability
-  softmax(similarity) + 1e-5 over the local batch, never a pair that shares an image id.
+  softmax(similarity) + 1e-5 over the local batch, never a pair that shares an image id or an identical text.
 - ``mlm_loss``: cross-entropy at masked positions (masking itself happens in the data path).
 - ``bbox_loss``: L1 (summed over coordinates, / #boxes) + (1 - GIoU) via ``torchvision.ops``.
 
@@ -68,12 +69,36 @@ def gather_features(x: Tensor, itc_grad: ItcGrad = "global") -> Tensor:
     return _GatherWithGrad.apply(x, itc_grad == "global")
 
 
+# Two polynomial hashes modulo primes below 2^26: every intermediate product stays below 2^52 (exact in
+# int64), and the combined key h1 * 2^26 + h2 < 2^52 survives the float64 gather of ``gather_features``.
+_KEY_PRIMES = ((67_108_859, 1_000_003), (67_108_837, 999_983))  # (modulus, base)
+
+
+def text_group_keys(ids: Tensor, atts: Tensor) -> Tensor:
+    """(B,) int64 key per text, equal for texts with the same attended token ids (padding ignored).
+
+    Used to treat identical texts as positives of each other (``itc_loss(text_keys=...)``) and as
+    non-negatives in ITM sampling. Distinct texts collide with probability ~2^-52 per pair.
+    """
+    tok = (ids.long() + 1) * (atts > 0).long()  # 0 only at padding: right-padded equal texts hash equal
+    key = torch.zeros(ids.shape[0], dtype=torch.long, device=ids.device)
+    for mod, base in _KEY_PRIMES:
+        h = torch.zeros_like(key)
+        for k in range(tok.shape[1]):
+            h = (h * base + tok[:, k]) % mod
+        key = key * (1 << 26) + h
+    return key
+
+
 def itc_loss(image_feat: Tensor, text_feat: Tensor, temp: Tensor | float, *, image_ids: Tensor | None = None,
-             valid: Tensor | None = None, itc_grad: ItcGrad = "global") -> Tensor:
+             text_keys: Tensor | None = None, valid: Tensor | None = None, itc_grad: ItcGrad = "global",
+             ) -> Tensor:
     """Symmetric image/concept-text contrastive loss over the global batch.
 
-    logits = image_all @ text_all.T / temp. Targets: the diagonal, or with ``image_ids`` (fine-tuning)
-    the row-normalised "same image id" matrix, so every caption of an image counts as positive.
+    logits = image_all @ text_all.T / temp. Targets: the diagonal, or the row-normalised "same group"
+    matrix, so every member of a row's group counts as positive: groups are equal ``image_ids``
+    (fine-tuning: every caption of an image) and/or equal ``text_keys`` (pre-training: a text identical to
+    pair j's text is true of concept j too, so it is a positive there, not a negative; docs/training.md).
     ``valid`` (B,) bool drops padded rows from the loss and their columns from every softmax.
     loss = (CE(image->text) + CE(text->image)) / 2, averaged over valid rows.
 
@@ -88,11 +113,12 @@ def itc_loss(image_feat: Tensor, text_feat: Tensor, temp: Tensor | float, *, ima
     keep = torch.ones(n, dtype=torch.bool, device=logits.device)
     if valid is not None:
         keep = gather_features(valid.to(torch.float32), itc_grad).detach() > 0.5
-    if image_ids is not None:
-        ids = gather_features(image_ids.to(torch.float64)[:, None], itc_grad).detach()[:, 0]
-        targets = (ids[:, None] == ids[None, :]).to(logits.dtype)
-    else:
-        targets = torch.eye(n, dtype=logits.dtype, device=logits.device)
+    same = torch.eye(n, dtype=torch.bool, device=logits.device)
+    for group in (image_ids, text_keys):
+        if group is not None:
+            g = gather_features(group.to(torch.float64)[:, None], itc_grad).detach()[:, 0]
+            same = same | (g[:, None] == g[None, :])
+    targets = same.to(logits.dtype)
     if not bool(keep.any()):
         return logits.sum() * 0.0
     # padded columns get a huge finite negative (not -inf: -inf * 0 target would be NaN)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from xvlm.models.losses import bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives
+from xvlm.models.losses import (bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives,
+                                text_group_keys)
 from xvlm.models.xvlm import XVLM
 
 LOSS_KEYS = ("itc", "itm", "mlm", "bbox_l1", "bbox_giou")
@@ -59,11 +60,15 @@ def pretrain_losses(model: XVLM, batch: PretrainBatch, generator: torch.Generato
     text = model.encode_text(batch.text_ids, batch.text_atts)
     image_feat, text_feat = model.image_feat(concepts.embeds[:, 0]), model.text_feat(text)
 
-    out = {"itc": itc_loss(image_feat, text_feat, temp, itc_grad=cfg.itc_grad)}
+    # Identical texts (same token ids) are positives of each other's concepts, not negatives: a deliberate
+    # deviation from the reference's diagonal targets (docs/training.md, "False negatives"; METHOD.md §3).
+    keys = text_group_keys(batch.text_ids, batch.text_atts)
+    out = {"itc": itc_loss(image_feat, text_feat, temp, text_keys=keys, itc_grad=cfg.itc_grad)}
 
-    # ITM: 1 hard-negative concept per text, 1 hard-negative text per concept, never the same image.
+    # ITM: 1 hard-negative concept per text, 1 hard-negative text per concept, never the same image nor an
+    # identical text (either makes the "negative" pair a positive or undecidable).
     ids = batch.image_ids if batch.image_ids is not None else batch.image_index
-    same = ids[:, None] == ids[None, :]
+    same = (ids[:, None] == ids[None, :]) | (keys[:, None] == keys[None, :])
     with torch.no_grad():
         sim_i2t = image_feat @ text_feat.T / temp
     neg_img, ok_img = sample_hard_negatives(sim_i2t.T, same, generator)  # for each text
