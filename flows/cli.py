@@ -244,17 +244,15 @@ def evaluate(
     lines = format_downstream(result).splitlines()
     if vl := [t for t in ("vqa", "nlvr2", "caption") if t in tasks]:
         from flows.evaluate import resolve_checkpoint as fetch
-        from flows.finetune_vl import run_downstream
+        from flows.finetune_vl import format_vl, run_downstream
         from xvlm.eval.checkpoint import load_checkpoint
 
         local = fetch.fn(checkpoint)  # the VL flows read a local file; an MLflow URI is downloaded once here
         cfg = {"epochs": epochs, "max_steps": steps, **({"lr": lr} if lr is not None else {}),
                **({"batch_size": batch_size} if batch_size is not None else {})}
-        for name, r in run_downstream(vl, str(raw_root), str(out), local, pretrain_run_id,
-                                      model=model or load_checkpoint(local).model.cfg.name,
-                                      configs=dict.fromkeys(vl, cfg), image_size=image_size).items():
-            metrics = ", ".join(f"{key.split('/')[-1]} {v:.1f}" for key, v in r["metrics"].items())
-            lines.append(f"{name + ' (fine-tuned):':<45}{metrics}  [mlflow run {r['run_id']}]")
+        lines += format_vl(run_downstream(vl, str(raw_root), str(out), local, pretrain_run_id,
+                                          model=model or load_checkpoint(local).model.cfg.name,
+                                          configs=dict.fromkeys(vl, cfg), image_size=image_size))
     typer.echo("\n".join(lines))
     typer.echo(f"MLflow: {os.environ['MLFLOW_TRACKING_URI']} (experiments xvlm-eval, xvlm-finetune)")
 

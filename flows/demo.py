@@ -98,8 +98,9 @@ def evaluation_lines(result: dict[str, Any]) -> list[str]:
     head = f"Evaluation of {Path(ev['checkpoint']).name} (pre-training run {ev['pretrain_run_id']})"
     head += ", reused: same checkpoint and settings as before" if ev.get("skipped") else ""
     lines = ["", head + ":", *("  " + line for line in format_downstream(ev).splitlines())]
-    for task, r in (ev.get("vl") or {}).items():
-        metrics = ", ".join(f"{k.split('/')[-1]} {v:.1f}" for k, v in r["metrics"].items())
-        lines.append(f"  {task + ' (fine-tuned):':<43}{metrics}  [mlflow run {r['run_id']}]")
+    if ev.get("vl"):
+        from flows.finetune_vl import format_vl
+
+        lines += ["  " + line for line in format_vl(ev["vl"])]
     lines.append(f"  figures: MLflow artifacts figures/*.png of each run; outputs in {ev['out']}")
     return lines

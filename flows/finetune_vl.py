@@ -197,3 +197,13 @@ def run_downstream(tasks: Sequence[str], data_root: str, out: str, checkpoint: s
                         pretrain_run_id=pretrain_run_id, model=model, image_size=image_size,
                         config=(configs or {}).get(t))
             for t in tasks}
+
+
+def format_vl(results: dict[str, Any]) -> list[str]:
+    """One line per task of ``run_downstream``'s result: its test metrics and MLflow run id (the
+    ``make demo`` / ``xvlm evaluate`` counterpart of ``flows.evaluate.format_downstream``)."""
+    lines = []
+    for task, r in results.items():
+        metrics = ", ".join(f"{key.partition('/')[2] or key} {v:.1f}" for key, v in r["metrics"].items())
+        lines.append(f"{task + ' (fine-tuned):':<45}{metrics}  [mlflow run {r['run_id']}]")
+    return lines

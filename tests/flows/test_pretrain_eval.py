@@ -123,3 +123,15 @@ def test_a_marker_is_trusted_only_while_its_runs_exist(tracking: str) -> None:
     mlflow.delete_run(gone.info.run_id)
     assert not _runs_exist([kept.info.run_id, gone.info.run_id])
     assert not _runs_exist(["0123456789abcdef0123456789abcdef"])
+
+
+def test_printed_lines_name_every_number_and_its_run() -> None:
+    from flows.evaluate import format_downstream
+    from flows.finetune_vl import format_vl
+
+    (line,) = format_vl({"vqa": {"metrics": {"vqa_acc": 2.56, "vqa_acc/yes/no": 50.0}, "run_id": "r1"}})
+    assert line == "vqa (fine-tuned):" + " " * 28 + "vqa_acc 2.6, yes/no 50.0  [mlflow run r1]"
+    only_grounding = format_downstream({"zero_shot": {"grounding": {"metrics": {"val/acc_iou50": 12.34,
+                                                                                "val/miou": 20.0},
+                                                                    "run_id": "z1"}}})
+    assert only_grounding == "grounding (zero-shot, Acc@IoU>=0.5):" + " " * 9 + "val/acc_iou50 12.3  [mlflow run z1]"
