@@ -189,7 +189,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Fine-tuned checkpoints and result files; MLflow's SQLite file "
                                       "when MLFLOW_TRACKING_URI is unset.")] = Path("eval-out"),
     task: Annotated[list[str] | None, typer.Option(
-        "--task", "-t", help=f"Repeatable; one of {', '.join(EVAL_TASKS)}. Default: both zero-shot ones.")] = None,
+        "--task", "-t",
+        help=f"Repeatable; one of {', '.join(EVAL_TASKS)}. Default: both zero-shot ones.")] = None,
     model: Annotated[str | None, typer.Option(help="Model config (needed for a released reference checkpoint; "
                                               "read from ours).")] = None,
     dataset: Annotated[str, typer.Option(help="Retrieval dataset: coco or flickr30k.")] = "coco",

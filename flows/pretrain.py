@@ -86,7 +86,8 @@ class DownstreamSettings:
         known = {f.name for f in dataclasses.fields(TaskConfig)}
         for task_name, overrides in s.tasks.items():
             if bad := sorted(set(overrides) - known):
-                raise ValueError(f"preset 'downstream.tasks.{task_name}': unknown keys {bad}; known: {sorted(known)}")
+                raise ValueError(f"preset 'downstream.tasks.{task_name}': unknown keys {bad}; "
+                                 f"known: {sorted(known)}")
         return s
 
 
@@ -217,11 +218,13 @@ def evaluation_stage(checkpoint: str, raw_root: str, work_dir: str, pretrain_run
     opts = FinetuneOptions(**settings.finetune)
     if rg := tuple(t for t in ("retrieval", "grounding") if t in settings.evaluations):
         result.update(downstream_stage(checkpoint, raw_root, str(out), pretrain_run_id=pretrain_run_id,
-                                       model=model, options=opts, k=settings.k, tasks=rg, dataset=settings.dataset))
+                                       model=model, options=opts, k=settings.k, tasks=rg,
+                                       dataset=settings.dataset))
     if vl := [t for t in EVALUATIONS[2:] if t in settings.evaluations]:
         result["vl"] = run_downstream(vl, raw_root, str(out), checkpoint, pretrain_run_id, model=model,
                                       configs=settings.tasks, image_size=opts.image_size)
-    tmp = marker.with_suffix(".json.tmp")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".json.tmp")  # written last and renamed: a killed stage leaves no marker
     tmp.write_text(json.dumps(result, indent=1, default=str))
     tmp.replace(marker)
     return {**result, "skipped": False}
