@@ -29,6 +29,28 @@ def test_caption_decoder_is_causal(base) -> None:
     assert not torch.allclose(a[:, 5:], b[:, 5:])
 
 
+
+def test_caption_loss_scores_only_caption_tokens(base) -> None:
+    """The loss runs the vocabulary head on target positions only; it must equal the full-sequence
+    cross-entropy with the prompt and padding ignored (written out here by hand)."""
+    import torch.nn.functional as F
+
+    cap = XVLMForCaptioning(copy_model(base)).eval()
+    imgs = torch.randn(2, 3, 96, 96)
+    ids = torch.tensor([[101, 1037, 3861, 1997, 2417, 4418, 102, 0],
+                        [101, 1037, 3861, 1997, 2630, 2675, 1998, 102]])
+    atts = (ids != 0).long()
+    index, prompt_len = torch.tensor([0, 1]), 4
+    vis, vatts = cap.encode_image(imgs)
+    logits = cap.logits(ids, atts, vis, vatts)
+    targets = ids.masked_fill(atts == 0, -100)
+    targets[:, :prompt_len] = -100
+    want = F.cross_entropy(logits[:, :-1].flatten(0, 1), targets[:, 1:].flatten(), ignore_index=-100,
+                           label_smoothing=0.1)
+    got = cap.loss(imgs, index, ids, atts, prompt_len, 0.1)
+    torch.testing.assert_close(got, want)
+    assert int((targets[:, 1:] != -100).sum()) == 3 + 4          # "red circle [SEP]", "blue square and [SEP]"
+
 def test_answer_decoder_initialised_from_cross_layers(base) -> None:
     vqa = XVLMForVQA(copy_model(base))
     src, dst = base.cross_encoder.layer[1], vqa.answer_decoder.layer[1]

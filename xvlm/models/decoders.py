@@ -166,15 +166,23 @@ class XVLMForCaptioning(nn.Module):
     def encode_image(self, images: Tensor) -> tuple[Tensor, Tensor]:
         return whole_image_tokens(self.vision_encoder, images, self.cfg.vision.stride)
 
-    def logits(self, ids: Tensor, atts: Tensor, vision: Tensor, vision_atts: Tensor) -> Tensor:
-        """Next-token logits (B, L, V): all layers causal; cross layers attend to ``vision`` (B, V, W)."""
+    def hidden(self, ids: Tensor, atts: Tensor, vision: Tensor, vision_atts: Tensor) -> Tensor:
+        """Last-layer states (B, L, H): all layers causal; cross layers attend to ``vision`` (B, V, W)."""
         x = self.text_encoder.embeddings(ids)
         mask, vmask = causal_mask(atts, x.dtype), additive_mask(vision_atts, x.dtype)
         for layer in self.text_encoder.layer:
             x = layer(x, mask)
         for layer in self.cross_encoder.layer:
             x = layer(x, mask, vision, vmask)
-        return self.mlm_head.predictions(x, self.text_encoder.embeddings.word_embeddings.weight)
+        return x
+
+    def head(self, states: Tensor) -> Tensor:
+        """States (..., H) -> vocabulary logits (..., V) (the MLM head, tied to the word embeddings)."""
+        return self.mlm_head.predictions(states, self.text_encoder.embeddings.word_embeddings.weight)
+
+    def logits(self, ids: Tensor, atts: Tensor, vision: Tensor, vision_atts: Tensor) -> Tensor:
+        """Next-token logits (B, L, V)."""
+        return self.head(self.hidden(ids, atts, vision, vision_atts))
 
     def loss(self, images: Tensor, image_index: Tensor, ids: Tensor, atts: Tensor, prompt_len: int,
              label_smoothing: float = 0.1) -> Tensor:
@@ -184,16 +192,19 @@ class XVLMForCaptioning(nn.Module):
         words) are never targets, as the reference's ``decoder_targets[:, :prompt_length] = -100``.
         """
         vis, vatts = self.encode_image(images)
-        logits = self.logits(ids, atts, vis[image_index], vatts[image_index])
+        states = self.hidden(ids, atts, vis[image_index], vatts[image_index])
         targets = ids.masked_fill(atts == 0, -100)
         targets[:, :prompt_len] = -100
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets[:, 1:].flatten(),
-                               ignore_index=-100, label_smoothing=label_smoothing)
+        # The vocabulary head (V = 30522 against H = 32 in the debug model: most of a step's time) runs only
+        # on the positions that predict a target; the loss equals the full-sequence one with ignore_index.
+        scored = targets[:, 1:] != -100
+        logits = self.head(states[:, :-1][scored])
+        return F.cross_entropy(logits.float(), targets[:, 1:][scored], label_smoothing=label_smoothing)
 
     def next_token_logprobs(self, tokens: Tensor, vision: Tensor, vision_atts: Tensor) -> Tensor:
         """Log-probabilities (B, V) of the token after ``tokens`` (B, t) (no padding): the beam-search step."""
-        out = self.logits(tokens, torch.ones_like(tokens), vision, vision_atts)
-        return F.log_softmax(out[:, -1].float(), dim=-1)
+        states = self.hidden(tokens, torch.ones_like(tokens), vision, vision_atts)
+        return F.log_softmax(self.head(states[:, -1]).float(), dim=-1)
 
 
 def copy_model(model: XVLM) -> XVLM:
