@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -90,3 +91,29 @@ def test_temperature_is_clamped_in_place() -> None:
         model.temp.fill_(-1.0)
     assert model.temperature().item() == pytest.approx(0.001)
     assert model.temp.item() == pytest.approx(0.001)
+
+
+def test_sincos_position_embedding_option_is_debug_only_and_keyless() -> None:
+    """vision.pos_embed="sincos" adds timm's fixed 2-D sin-cos table after the stem (docs/training.md,
+    Known gaps); it adds no parameters or checkpoint keys, and the base variants keep the reference's "none"."""
+    from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
+
+    from xvlm.models.xvlm import SwinVisionEncoder
+
+    assert get_config("xvlm-base").vision.pos_embed == "none"
+    cfg = get_config("xvlm-debug").vision
+    torch.manual_seed(0)
+    plain = SwinVisionEncoder(cfg).eval()
+    with_pos = SwinVisionEncoder(dataclasses.replace(cfg, pos_embed="sincos")).eval()
+    with_pos.load_state_dict(plain.state_dict())  # same keys, strict
+    images = torch.randn(2, 3, cfg.img_size, cfg.img_size)
+    g = cfg.img_size // cfg.patch_size
+    with torch.no_grad():
+        stem = plain.patch_embed(images)
+        pe = build_sincos2d_pos_embed([g, g], cfg.embed_dim).view(1, g, g, -1)
+        expected = plain.norm(plain.layers(stem + pe)).flatten(1, 2)
+        got, _ = with_pos(images)
+        assert torch.allclose(got, expected, atol=1e-6)
+        assert not torch.allclose(plain(images)[0], got, atol=1e-3)
+    with pytest.raises(ValueError, match="pos_embed"):
+        SwinVisionEncoder(dataclasses.replace(cfg, pos_embed="learned"))

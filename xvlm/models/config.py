@@ -31,6 +31,11 @@ class VisionConfig:
     num_heads: tuple[int, ...] = (4, 8, 16, 32)
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.1
+    # "sincos": a fixed 2-D sin-cos absolute position embedding added to the patch-embedding tokens. Not in
+    # the reference (Swin has relative position bias only, METHOD.md §2): a from-scratch debug tower with a
+    # 2x2 / 3x3 output grid otherwise gives the cross encoder almost no token positions for bbox regression
+    # (docs/training.md, Known gaps). Buffer only, no parameters: checkpoints are unchanged.
+    pos_embed: str = "none"
 
     @property
     def width(self) -> int:

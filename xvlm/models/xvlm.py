@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.swin_transformer import SwinTransformer
 from torch import Tensor, nn
 
@@ -51,6 +52,21 @@ class SwinVisionEncoder(SwinTransformer):
             drop_path_rate=cfg.drop_path_rate,
         )
         self.cfg = cfg
+        if cfg.pos_embed not in ("none", "sincos"):
+            raise ValueError(f"vision.pos_embed must be 'none' or 'sincos', got {cfg.pos_embed!r}")
+        pe = None
+        if cfg.pos_embed == "sincos":
+            g = cfg.img_size // cfg.patch_size
+            pe = build_sincos2d_pos_embed([g, g], cfg.embed_dim).view(1, g, g, cfg.embed_dim)
+        self.abs_pos: Tensor | None
+        self.register_buffer("abs_pos", pe, persistent=False)  # never a checkpoint key
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """timm's stem -> stages -> norm, plus the optional absolute position embedding after the stem."""
+        x = self.patch_embed(x)  # (N, H/4, W/4, C), NHWC
+        if self.abs_pos is not None:
+            x = x + self.abs_pos.to(x.dtype)
+        return self.norm(self.layers(x))
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """images (N, 3, R, R) -> patch tokens (N, G*G, W) row-major (index G*row + col), CLS (N, W)."""
