@@ -116,20 +116,25 @@ def test_fixed_batch_overfits_every_loss(tmp_path: Path, one_thread: None) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_debug_model_learns_on_scene_shards(tmp_path: Path, one_thread: None) -> None:
-    """The real loop (loader, AdamW groups, warmup, clipping) on 24 shape scenes, 400 steps: ITC must leave
-    chance (ln 8, where it used to stay) by a wide margin and MLM must fall by more than half.
+    """The real loop (loader, AdamW groups, warmup, clipping) on 24 shape scenes, 800 steps, with the
+    from-scratch settings of the demo preset: vision lr x0.1 (else the random Swin collapses to constant
+    features) and the sin-cos absolute position embedding (else bbox has almost no token positions).
 
-    Measured (1 thread, ~25 s CPU): ITC 2.22 -> 1.42, MLM 10.3 -> 2.9 (first vs last 20 steps). The
-    margins leave ~0.3 nats / 2x of slack for seed and platform noise. ITM (0.64 = the 1/3 prior) and the
-    bbox losses do not move yet in this budget on the stream (see docs/training.md, "Known gaps"); they are
-    asserted on the fixed batch above, which shows the model and losses can learn them.
+    Smoothed first vs last 20 steps, measured (1 thread) at seeds 42 / 1 / 2: ITC 2.27 -> 1.52 / 2.35 -> 1.55
+    / 2.23 -> 1.59; MLM 10.4 -> 2.1 / 10.4 -> 2.0 / 10.3 -> 2.0; bbox GIoU 0.99 -> 0.89 / 1.11 -> 0.83 /
+    1.06 -> 0.89. Margins: ITC below ln 8 - 0.35 and 0.8x its start, MLM below half, GIoU at least 0.05
+    below its start (smallest measured fall 0.10). Not asserted, because not reliable at these seeds
+    (docs/training.md, Known gaps): ITM ends at 0.60 / 0.63 / 0.61 against its 1/3-positive prior 0.636,
+    and bbox L1 falls 0.17 / 0.16 / 0.02. The fixed-batch test above shows both can be learnt.
     """
     shards = write_shards(tmp_path / "shards", 24, 2, size=(96, 96), seed=3)
-    cfg = small_config(tmp_path, shards, steps=400, ckpt_every=1000, deterministic=False)
+    cfg = small_config(tmp_path, shards, steps=800, ckpt_every=10_000, deterministic=False)
+    cfg.model_overrides["vision"]["pos_embed"] = "sincos"
     cfg.optim.lr = 1e-3
     cfg.optim.warmup_steps = 50
+    cfg.optim.vision_lr_mult = 0.1
     cfg.data.randaugment = False
     losses = train(cfg).losses
 
@@ -141,3 +146,5 @@ def test_debug_model_learns_on_scene_shards(tmp_path: Path, one_thread: None) ->
     assert itc1 < LN8 - 0.35 and itc1 < 0.8 * itc0, (itc0, itc1)
     mlm0, mlm1 = smooth("mlm")
     assert mlm1 < 0.5 * mlm0, (mlm0, mlm1)
+    giou0, giou1 = smooth("bbox_giou")
+    assert giou1 < giou0 - 0.05, (giou0, giou1)
