@@ -4,10 +4,12 @@ The model starts from random weights (no pre-training checkpoint in the test sui
 mostly show that the losses, the answer ranking / two-image head / beam search and the metrics are wired
 so that learning shows up in the numbers. Thresholds leave a margin under the values seen when writing
 them (noted per test); held-out splits are scored after selection on validation where the task has one.
+Runs are single-threaded (the numbers were measured that way; reduction order changes a run).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,14 @@ def ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _fresh():
     torch.manual_seed(0)
     return build_model("xvlm-debug")
@@ -56,28 +66,36 @@ def test_vqa_beats_majority(ds: Path) -> None:
     assert acc["vqa_acc"] > majority + 10
 
 
-@pytest.mark.xfail(run=False, reason="OPEN: from random init the debug model does not learn the visual part within "
-                   "the test budget (400 steps lr 1e-3: dev 60%, lr 3e-3: 56%; ~3-6 min on 2 cores). Needs a "
-                   "pre-trained debug checkpoint fixture or a longer run; run with --runxfail to try.")
-def test_nlvr2_beats_chance(ds: Path) -> None:
+@pytest.mark.xfail(run=False, reason="OPEN: the debug model memorises the 160 training pairs instead of binding "
+                   "the sentence's colour/shape words to the images. Held-out dev+test accuracy measured (1 thread, "
+                   "300 steps unless noted): vision lr x1.0 50% at 100 steps (the Swin collapses to one "
+                   "feature); x0.1 54% (train 79%); 'pair' design from a 300-step caption fine-tune 56%; interleaved from it 62.5% (best dev at "
+                   "epoch 1); 1280 training pairs + that init, 800 steps 57.5%; from a 300-step ITC/MLM pre-training "
+                   "on scene shards 54%. Needs a pre-training whose ITM learns (the same cross-encoder binding); "
+                   "run with --runxfail to try.")
+def test_nlvr2_beats_chance(ds: Path, one_thread: None) -> None:
     n = ds / "nlvr2"
     train, dev, test = (read_nlvr2(n / "data" / f"{s}.json", n / "images") for s in ("train", "dev", "test1"))
-    cfg = TaskConfig(epochs=100, max_steps=800, batch_size=16, lr=1e-3)
+    cfg = TaskConfig(epochs=100, max_steps=300, batch_size=16, lr=1e-3, vision_lr_mult=0.1)
     model, _ = finetune_nlvr2(_fresh(), train, dev, cfg)
     acc, _ = evaluate_nlvr2(model, dev + test, cfg)
     assert nlvr2_majority(train, dev + test) == pytest.approx(50.0)
     assert acc["nlvr2_acc"] > 60.0
 
 
-@pytest.mark.xfail(run=False, reason="OPEN: from random init 300 steps learn the caption language but not the image "
-                   "(every test image gets the same caption: CIDEr 51 vs constant-caption 61). Needs a pre-trained "
-                   "debug checkpoint fixture or a longer run; run with --runxfail to try.")
-def test_caption_beats_constant_caption(ds: Path) -> None:
+def test_caption_beats_constant_caption(ds: Path, one_thread: None) -> None:
+    """Captions must depend on the image: CIDEr on the 24 test images above captioning every image with the
+    most frequent training caption ("a purple square on grey", CIDEr 60.6, computed here).
+
+    Measured (1 thread, 300 steps, ~52 s): CIDEr 92.0 with 9 distinct captions (87.6 / 9 with the vision
+    tower at 0.1x lr). The earlier "same caption for every image" (CIDEr 51) predates the width-scaled
+    debug BERT init. Asserted: constant + 15 CIDEr and >= 4 distinct captions.
+    """
     c = ds / "caption"
     train, test = (read_karpathy_split(c / f"coco_karpathy_{s}.json", ds / "coco2014") for s in ("train", "test"))
     cfg = TaskConfig(epochs=100, max_steps=300, batch_size=32, lr=2e-3, eval_batch_size=24)
     model, _ = finetune_caption(_fresh(), train, [], cfg)
     scores, caps = evaluate_captions(model, test, cfg, use_java=False)
     _, constant = constant_caption_baseline(train, test, use_java=False)
-    assert len(set(caps.values())) > 1
-    assert scores["caption/CIDEr"] > constant["caption/CIDEr"] + 10
+    assert len(set(caps.values())) >= 4, caps
+    assert scores["caption/CIDEr"] > constant["caption/CIDEr"] + 15, (scores, constant)

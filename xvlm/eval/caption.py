@@ -24,7 +24,7 @@ from xvlm.data.downstream.caption import CaptionImage, pre_caption
 from xvlm.eval.beam import beam_search
 from xvlm.eval.caption_metrics import caption_scores
 from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
-from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, tokenize
+from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.models.decoders import XVLMForCaptioning
 from xvlm.models.xvlm import XVLM
 from xvlm.tokenizer import build_tokenizer
@@ -124,5 +124,6 @@ def finetune_caption(model: XVLM, train: Sequence[CaptionImage], val: Sequence[C
                         select="caption/CIDEr" if val else None)
     evaluate = (lambda m: evaluate_captions(m, val, cfg, images, use_java)[0]) if val else None
     loss = caption_loss_fn(len(prompt_ids(tok, cfg.prompt)), cfg.label_smoothing)
-    result = finetune(cap, loss, loader, ft, evaluate=evaluate, callback=callback, device=device)
+    result = finetune(cap, loss, loader, ft, evaluate=evaluate, callback=callback,
+                      lr_mults=lr_mults(cfg, cap.new_params), device=device)
     return cap, result

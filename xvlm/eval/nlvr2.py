@@ -12,7 +12,7 @@ from torch import Tensor
 from xvlm.data.downstream.caption import pre_caption
 from xvlm.data.downstream.nlvr2 import NLVR2Example
 from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
-from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, tokenize
+from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.models.nlvr import XVLMForNLVR2
 from xvlm.models.xvlm import XVLM
 from xvlm.tokenizer import build_tokenizer
@@ -74,5 +74,5 @@ def finetune_nlvr2(model: XVLM, train: Sequence[NLVR2Example], dev: Sequence[NLV
                         select="nlvr2_acc" if dev else None)
     evaluate = (lambda m: evaluate_nlvr2(m, dev, cfg, images)[0]) if dev else None
     result = finetune(nlvr, nlvr2_loss, loader, ft, evaluate=evaluate, callback=callback,
-                      lr_mults={pre: cfg.new_lr_mult for pre in nlvr.new_params}, device=device)
+                      lr_mults=lr_mults(cfg, nlvr.new_params), device=device)
     return nlvr, result

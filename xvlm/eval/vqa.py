@@ -23,7 +23,7 @@ from torch import Tensor
 
 from xvlm.data.downstream.vqa import VG_ANSWER_WEIGHT, VQAExample, pre_question
 from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
-from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, tokenize
+from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.eval.vqa_metric import answer_targets, vqa_accuracy
 from xvlm.models.decoders import XVLMForVQA
 from xvlm.models.xvlm import XVLM
@@ -134,5 +134,5 @@ def finetune_vqa(model: XVLM, train: Sequence[VQAExample], val: Sequence[VQAExam
                         select="vqa_acc" if val else None)
     evaluate = (lambda m: evaluate_vqa(m, val, answer_list, cfg, images)[0]) if val else None
     result = finetune(vqa, vqa_loss, loader, ft, evaluate=evaluate, callback=callback,
-                      lr_mults={pre: cfg.new_lr_mult for pre in vqa.new_params}, device=device)
+                      lr_mults=lr_mults(cfg, vqa.new_params), device=device)
     return vqa, result
