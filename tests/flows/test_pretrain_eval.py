@@ -135,3 +135,19 @@ def test_printed_lines_name_every_number_and_its_run() -> None:
                                                                                 "val/miou": 20.0},
                                                                     "run_id": "z1"}}})
     assert only_grounding == "grounding (zero-shot, Acc@IoU>=0.5):" + " " * 9 + "val/acc_iou50 12.3  [mlflow run z1]"
+
+
+def test_evaluation_loads_the_model_as_pre_trained_with_its_overrides(tmp_path: Path) -> None:
+    from xvlm.eval.checkpoint import load_checkpoint
+    from xvlm.models.config import get_config
+    from xvlm.models.xvlm import XVLM
+
+    overrides = {"vision": {"pos_embed": "sincos"}}      # a non-persistent buffer: not in the state dict
+    net = XVLM(get_config("xvlm-debug").replace(**overrides))
+    ckpt = tmp_path / "step-00000001.pt"
+    torch.save({"model": net.state_dict(), "config": {"model": "xvlm-debug", "model_overrides": overrides},
+                "train_state": {"step": 1}}, ckpt)
+    for model in (None, "xvlm-debug"):                   # the stage names the preset's model
+        loaded = load_checkpoint(ckpt, model=model).model
+        assert loaded.cfg.vision.pos_embed == "sincos"
+        assert torch.equal(loaded.vision_encoder.abs_pos, net.vision_encoder.abs_pos)

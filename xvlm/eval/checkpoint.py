@@ -77,13 +77,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def _model_config(ckpt: Mapping[str, Any], model: str | XVLMConfig | None, path: Path) -> XVLMConfig:
     if isinstance(model, XVLMConfig):
         return model
-    if model is not None:
-        return get_config(model)
     conf = ckpt.get("config") or {}
-    if isinstance(conf.get("model_config"), Mapping):
+    if model is not None and model != conf.get("model"):
+        return get_config(model)
+    if model is None and isinstance(conf.get("model_config"), Mapping):
         return XVLMConfig.from_dict(dict(conf["model_config"]))
     if isinstance(conf.get("model"), str):
-        return get_config(conf["model"])
+        # a pre-training checkpoint: its variant plus the run's model_overrides (e.g. the demo's sin-cos
+        # position embedding, a non-persistent buffer: without the override the weights would load cleanly
+        # into a different model), also when the caller names the same variant
+        cfg = get_config(conf["model"])
+        overrides = conf.get("model_overrides") or {}
+        return cfg.replace(**overrides) if overrides else cfg
     raise ValueError(f"{path}: the checkpoint does not name its model config; pass model=<variant name>")
 
 
