@@ -34,7 +34,7 @@ from xvlm.data.downstream.images import load_rgb
 from xvlm.data.downstream.retrieval import RetrievalSplit, read_albef
 from xvlm.eval.batches import GroundingTrainSet, RetrievalTrainSet, grounding_collate, retrieval_collate
 from xvlm.eval.checkpoint import LoadedCheckpoint, load_checkpoint, save_eval_checkpoint
-from xvlm.eval.finetune import FinetuneConfig, finetune
+from xvlm.eval.finetune import FinetuneConfig, finetune, resolve_device
 from xvlm.eval.grounding import GroundingResult, evaluate_grounding, grounding_losses
 from xvlm.eval.retrieval import RetrievalEvalConfig, RetrievalResult, evaluate_retrieval, retrieval_losses
 from xvlm.tokenizer import build_tokenizer
@@ -186,6 +186,7 @@ class FinetuneOptions:
     augment: bool = True
     seed: int = 0
     num_workers: int = 0
+    device: str = "auto"  # auto: the first CUDA device when there is one, else the CPU
 
 
 def _load(checkpoint: str, model: str | None, image_size: int | None) -> tuple[LoadedCheckpoint, str]:
@@ -212,6 +213,7 @@ def finetune_retrieval(checkpoint: str, raw_root: str, out: str, dataset: str = 
     import mlflow
 
     opt = options or FinetuneOptions()
+    dev = resolve_device(opt.device)
     torch.manual_seed(opt.seed)
     ckpt, _ = _load(checkpoint, model, opt.image_size)
     net, tok = ckpt.model, build_tokenizer()
@@ -228,9 +230,10 @@ def finetune_retrieval(checkpoint: str, raw_root: str, out: str, dataset: str = 
         result = finetune(net, retrieval_losses, loader,
                           FinetuneConfig(epochs=opt.epochs, lr=opt.lr, max_steps=opt.max_steps, select="r_mean",
                                          seed=opt.seed),
-                          evaluate=lambda m: evaluate_retrieval(m, val, tok, ecfg).metrics,
-                          callback=FinetuneMlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult})
-        res = evaluate_retrieval(net, test, tok, ecfg)  # test: once, with the val-selected weights
+                          evaluate=lambda m: evaluate_retrieval(m, val, tok, ecfg, device=dev).metrics,
+                          callback=FinetuneMlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult},
+                          device=dev)
+        res = evaluate_retrieval(net, test, tok, ecfg, device=dev)  # test: once, with the val-selected weights
         mlflow.log_metrics({f"test/{m}": v for m, v in res.metrics.items()})
         mlflow.log_metrics({f"test_itc/{m}": v for m, v in res.itc_metrics.items()})
         mlflow.log_metrics({"best_epoch": float(result.best_epoch or 0), "steps": float(result.steps)})
@@ -252,6 +255,7 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
     import mlflow
 
     opt = options or FinetuneOptions()
+    dev = resolve_device(opt.device)
     torch.manual_seed(opt.seed)
     ckpt, _ = _load(checkpoint, model, opt.image_size)
     net, tok = ckpt.model, build_tokenizer()
@@ -266,9 +270,10 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
         result = finetune(net, grounding_losses, loader,
                           FinetuneConfig(epochs=opt.epochs, lr=opt.lr, max_steps=opt.max_steps,
                                          select="acc_iou50", seed=opt.seed),
-                          evaluate=lambda m: evaluate_grounding(m, val, tok).metrics,
-                          callback=FinetuneMlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult})
-        metrics = _grounding_report(net, tok, [val, *tests])
+                          evaluate=lambda m: evaluate_grounding(m, val, tok, device=dev).metrics,
+                          callback=FinetuneMlflowCallback(), lr_mults={"vision_encoder.": opt.vision_lr_mult},
+                          device=dev)
+        metrics = _grounding_report(net, tok, [val, *tests], dev)
         mlflow.log_metrics({"best_epoch": float(result.best_epoch or 0), "steps": float(result.steps)})
         ck = save_eval_checkpoint(Path(out) / f"finetune-grounding-{run.info.run_id}.pt", net, task="grounding",
                                   step=result.steps, source=checkpoint,
@@ -278,13 +283,14 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
         return {"run_id": run.info.run_id, "metrics": metrics, "checkpoint": str(ck)}
 
 
-def _grounding_report(net: Any, tok: Any, splits: list[GroundingSplit]) -> dict[str, float]:
+def _grounding_report(net: Any, tok: Any, splits: list[GroundingSplit],
+                      device: torch.device | str = "cpu") -> dict[str, float]:
     """Acc@0.5 per split (logged as ``<split>/acc_iou50``) and one box figure per split."""
     import mlflow
 
     metrics: dict[str, float] = {}
     for sp in splits:
-        res = evaluate_grounding(net, sp, tok)
+        res = evaluate_grounding(net, sp, tok, device=device)
         metrics[f"{sp.name.split('_')[-1]}/acc_iou50"] = res.metrics["acc_iou50"]
         metrics[f"{sp.name.split('_')[-1]}/miou"] = res.metrics["miou"]
         _log_figures({f"boxes_{sp.name.split('_')[-1]}.png": grounding_figure(sp, res)})
@@ -295,19 +301,21 @@ def _grounding_report(net: Any, tok: Any, splits: list[GroundingSplit]) -> dict[
 @flow(name="evaluate")
 def evaluate(checkpoint: str, raw_root: str, out: str, tasks: tuple[str, ...] = ("retrieval", "grounding"),
              dataset: str = "coco", split: str = "test", model: str | None = None, image_size: int | None = None,
-             k: int = 128, pretrain_run_id: str | None = None, experiment: str = EXPERIMENT) -> dict[str, Any]:
+             k: int = 128, pretrain_run_id: str | None = None, experiment: str = EXPERIMENT,
+             device: str = "auto") -> dict[str, Any]:
     """Evaluate a checkpoint as it is (zero-shot from pre-training, or a fine-tuned one); one run per task."""
     import mlflow
 
+    dev = resolve_device(device)
     ckpt, _ = _load(checkpoint, model, image_size)
-    net, tok = ckpt.model, build_tokenizer()
+    net, tok = ckpt.model.to(dev), build_tokenizer()
     tags = lineage(checkpoint, ckpt, pretrain_run_id)
     out_d: dict[str, Any] = {}
     if "retrieval" in tasks:
         sp = retrieval_split(raw_root, dataset, split)
         with _start_run(out, experiment, f"evaluate-retrieval-{dataset}", tags,
                         {"dataset": dataset, "split": split, "k": k, "model": net.cfg.name}) as run:
-            res = evaluate_retrieval(net, sp, tok, RetrievalEvalConfig(k=k))
+            res = evaluate_retrieval(net, sp, tok, RetrievalEvalConfig(k=k), device=dev)
             mlflow.log_metrics({f"{split}/{m}": v for m, v in res.metrics.items()})
             mlflow.log_metrics({f"{split}_itc/{m}": v for m, v in res.itc_metrics.items()})
             mlflow.log_metrics({f"time/{m}": v for m, v in res.timings.items()})
@@ -315,7 +323,8 @@ def evaluate(checkpoint: str, raw_root: str, out: str, tasks: tuple[str, ...] = 
             out_d["retrieval"] = {"run_id": run.info.run_id, "metrics": res.metrics, "itc_metrics": res.itc_metrics}
     if "grounding" in tasks:
         with _start_run(out, experiment, "evaluate-grounding", tags, {"model": net.cfg.name}) as run:
-            metrics = _grounding_report(net, tok, [grounding_split(raw_root, s) for s in ("val", "testA", "testB")])
+            metrics = _grounding_report(net, tok, [grounding_split(raw_root, s) for s in ("val", "testA", "testB")],
+                                        dev)
             out_d["grounding"] = {"run_id": run.info.run_id, "metrics": metrics}
     return out_d
 
@@ -332,7 +341,8 @@ def downstream_stage(checkpoint: str, raw_root: str, out: str, pretrain_run_id: 
         raise ValueError(f"downstream_stage tasks must be a non-empty subset of ('retrieval', 'grounding'), "
                          f"got {tuple(tasks)}")
     zero = evaluate(checkpoint, raw_root, out, tasks=tuple(tasks), dataset=dataset, model=model, k=k,
-                    pretrain_run_id=pretrain_run_id, experiment=experiment)
+                    pretrain_run_id=pretrain_run_id, experiment=experiment,
+                    device=(options or FinetuneOptions()).device)
     result: dict[str, Any] = {"zero_shot": zero}
     if "retrieval" in tasks:
         result["retrieval"] = finetune_retrieval(checkpoint, raw_root, out, dataset=dataset, model=model,

@@ -23,6 +23,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.tracking import FinetuneMlflowCallback, experiment_id
+from xvlm.eval.finetune import resolve_device
 
 EXPERIMENT = "xvlm-finetune"
 
@@ -111,7 +112,8 @@ def finetune_vqa_flow(data_root: str, out: str, checkpoint: str | None = None, p
     test = read_vqa(test_q, None, root / "coco2014") if test_q.is_file() else []
     answers = read_answer_list(q / "answer_list.json")
     with _start("vqa", outp, checkpoint, pretrain_run_id, cfg) as run:
-        vqa, result = finetune_vqa(_model(checkpoint, model, image_size), train, val, answers, cfg, FinetuneMlflowCallback())
+        vqa, result = finetune_vqa(_model(checkpoint, model, image_size), train, val, answers, cfg, FinetuneMlflowCallback(),
+                                   device=str(resolve_device()))
         metrics, preds = evaluate_vqa(vqa, val, answers, cfg)
         mlflow.log_metrics({**{f"final/{k}": v for k, v in metrics.items()},
                             "final/majority_baseline": majority_baseline(train, val)})
@@ -142,7 +144,8 @@ def finetune_nlvr2_flow(data_root: str, out: str, checkpoint: str | None = None,
     n = root / "nlvr2"
     train, dev, test = (read_nlvr2(n / "data" / f"{s}.json", n / "images") for s in ("train", "dev", "test1"))
     with _start("nlvr2", outp, checkpoint, pretrain_run_id, cfg) as run:
-        m, result = finetune_nlvr2(_model(checkpoint, model, image_size), train, dev, cfg, FinetuneMlflowCallback())
+        m, result = finetune_nlvr2(_model(checkpoint, model, image_size), train, dev, cfg, FinetuneMlflowCallback(),
+                                   device=str(resolve_device()))
         dev_m, _ = evaluate_nlvr2(m, dev, cfg)
         test_m, preds = evaluate_nlvr2(m, test, cfg)
         metrics = {"dev_acc": dev_m["nlvr2_acc"], "test_p_acc": test_m["nlvr2_acc"]}
@@ -171,7 +174,8 @@ def finetune_caption_flow(data_root: str, out: str, checkpoint: str | None = Non
     train, val, test = (read_karpathy_split(c / f"coco_karpathy_{s}.json", root / "coco2014")
                         for s in ("train", "val", "test"))
     with _start("caption", outp, checkpoint, pretrain_run_id, cfg) as run:
-        m, result = finetune_caption(_model(checkpoint, model, image_size), train, val, cfg, FinetuneMlflowCallback())
+        m, result = finetune_caption(_model(checkpoint, model, image_size), train, val, cfg, FinetuneMlflowCallback(),
+                                     device=str(resolve_device()))
         metrics, caps = evaluate_captions(m, test, cfg)
         mlflow.log_metrics({f"final/test/{k.split('/', 1)[1]}": v for k, v in metrics.items()})
         mlflow.log_artifact(str(write_result_json(caps, outp / "caption_test_result.json")))

@@ -74,3 +74,16 @@ def test_downstream_stage_runs_are_linked_to_the_pretraining_run(
     assert run.data.tags["pretrain_run_id"] == pre.info.run_id
     assert run.data.tags["checkpoint_kind"] == "finetune"
     assert run.data.metrics["val/acc_iou50"] == pytest.approx(result["grounding"]["metrics"]["val/acc_iou50"])
+
+
+def test_resolve_device_prefers_cuda_only_when_present(monkeypatch) -> None:
+    """The evaluation flows default to ``auto``: a GPU when there is one (base-model fine-tunes), else CPU."""
+    import torch
+
+    from xvlm.eval.finetune import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cpu") == torch.device("cpu")

@@ -65,10 +65,11 @@ def generate_captions(model: XVLMForCaptioning, records: Sequence[CaptionImage],
     was_training = model.training
     model.eval()
     out: dict[int, str] = {}
+    dev = next(model.parameters()).device
     for part in chunks(records, cfg.eval_batch_size, "caption"):
-        imgs = torch.stack([images(r.image) for r in part])
+        imgs = torch.stack([images(r.image) for r in part]).to(dev)
         vis, vatts = model.encode_image(imgs)
-        prompt = torch.tensor([prefix] * len(part))
+        prompt = torch.tensor([prefix] * len(part), device=dev)
 
         def step(tokens: Tensor, batch_index: Tensor, vis: Tensor = vis, vatts: Tensor = vatts) -> Tensor:
             return model.next_token_logprobs(tokens, vis[batch_index], vatts[batch_index])

@@ -85,6 +85,13 @@ def linear_warmup_decay(step: int, total: int, warmup_frac: float) -> float:
     return max(0.0, (total - step) / max(1, total - warm))
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when there is a GPU: the 4m/16m presets fine-tune the base model, not a CPU job."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def to_device(batch: Any, device: torch.device | str) -> Any:
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)

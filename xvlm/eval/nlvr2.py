@@ -41,8 +41,9 @@ def predict_nlvr2(model: XVLMForNLVR2, examples: Sequence[NLVR2Example], cfg: Ta
     was_training = model.training
     model.eval()
     out: list[int] = []
+    dev = next(model.parameters()).device
     for part in chunks(examples, cfg.eval_batch_size, "NLVR2"):
-        b = collate(part)
+        b = {k: v.to(dev) if isinstance(v, Tensor) else v for k, v in collate(part).items()}
         out += model(b["left"], b["right"], b["ids"], b["atts"]).argmax(-1).tolist()
     model.train(was_training)
     return out

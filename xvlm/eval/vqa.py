@@ -76,14 +76,16 @@ def predict_vqa(model: XVLMForVQA, examples: Sequence[VQAExample], answer_list: 
     """Best answer from ``answer_list`` per question id (max_words 50 at test, as the reference)."""
     tok = build_tokenizer()
     images = images or ImageCache(model.cfg)
-    ans_ids, ans_atts = answer_tokens(tok, answer_list)
+    dev = next(model.parameters()).device
+    ans_ids, ans_atts = (t.to(dev) for t in answer_tokens(tok, answer_list))
     was_training = model.training
     model.eval()
     out: dict[int, str] = {}
     for part in chunks(examples, cfg.eval_batch_size, "VQA"):
         imgs, index = images.batch([ex.image for ex in part])
         q_ids, q_atts = tokenize(tok, [pre_question(ex.question, 50) for ex in part], cfg.max_tokens)
-        best, _ = model.rank_answers(imgs, index, q_ids, q_atts, ans_ids, ans_atts, k=cfg.k_test)
+        best, _ = model.rank_answers(imgs.to(dev), index.to(dev), q_ids.to(dev), q_atts.to(dev), ans_ids,
+                                     ans_atts, k=cfg.k_test)
         out.update({ex.question_id: answer_list[int(i)] for ex, i in zip(part, best, strict=True)})
     model.train(was_training)
     return out
