@@ -172,8 +172,8 @@ def _ranking_set(build: Path, n: int = 8) -> tuple[list[Image.Image], list[str]]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="pre-training does not learn ITC/ITM yet (docs/training.md, Known gaps: "
-                                        "ITC stays at ln(B)); expected to pass once the training fix lands")
+@pytest.mark.xfail(strict=False, reason="on the shard stream ITC learns but ITM does not yet (docs/training.md, "
+                                        "Known gaps); this asserts both rank the matching caption first")
 def test_score_ranks_the_matching_caption_first(demo_trained: tuple[Path, Path]) -> None:
     build, run = demo_trained
     p = load(run)
