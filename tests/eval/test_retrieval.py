@@ -36,15 +36,6 @@ from xvlm.models.xvlm import build_model
 from xvlm.tokenizer import build_tokenizer
 
 
-@pytest.fixture
-def one_thread():
-    """The learning tests' numbers were measured single-threaded (reduction order changes the run)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sample_corpus(tmp_path_factory)

@@ -28,12 +28,18 @@ def _hand_ce(logits: list[list[float]], targets: list[list[float]]) -> list[floa
     return out
 
 
+def _hand_itc(logits: list[list[float]], targets: list[list[float]]) -> float:
+    """Symmetric ITC by hand: mean over i2t rows and t2i columns of the soft-target cross-entropy. The
+    positive relation is symmetric, so text j's targets (over images) are row j of ``targets`` too."""
+    cols = [list(c) for c in zip(*logits, strict=True)]
+    return (sum(_hand_ce(logits, targets)) + sum(_hand_ce(cols, targets))) / (2 * len(logits))
+
+
 def test_itc_equals_hand_computation_on_3x3() -> None:
     temp = 0.5
     logits = [[sum(a * b for a, b in zip(i, t, strict=True)) / temp for t in TXT] for i in IMG]
     eye = [[float(r == c) for c in range(3)] for r in range(3)]
-    cols = [list(c) for c in zip(*logits, strict=True)]
-    expected = sum(a + b for a, b in zip(_hand_ce(logits, eye), _hand_ce(cols, eye), strict=True)) / 6
+    expected = _hand_itc(logits, eye)
     got = itc_loss(torch.tensor(IMG), torch.tensor(TXT), torch.tensor(temp))
     assert got.item() == pytest.approx(expected, rel=1e-6)
     # symmetric: swapping the towers gives the same loss
@@ -46,8 +52,7 @@ def test_itc_soft_targets_for_shared_image_ids_and_padding_mask() -> None:
     ids = torch.tensor([4, 4, 9])
     logits = (img @ txt.T / temp).tolist()
     t = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
-    cols = [list(c) for c in zip(*logits, strict=True)]
-    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 6
+    expected = _hand_itc(logits, t)
     assert itc_loss(img, txt, temp, image_ids=ids).item() == pytest.approx(expected, rel=1e-6)
     # a padded third row changes nothing for the first two = the 2x2 problem
     valid = torch.tensor([True, True, False])
@@ -76,8 +81,7 @@ def test_itc_identical_texts_are_positives_of_each_other() -> None:
     keys = torch.tensor([11, 22, 11])
     logits = (img @ txt.T / temp).tolist()
     t = [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]
-    cols = [list(c) for c in zip(*logits, strict=True)]
-    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 6
+    expected = _hand_itc(logits, t)
     assert itc_loss(img, txt, temp, text_keys=keys).item() == pytest.approx(expected, rel=1e-6)
     # distinct keys = the plain diagonal targets
     plain = itc_loss(img, txt, temp).item()
@@ -85,7 +89,7 @@ def test_itc_identical_texts_are_positives_of_each_other() -> None:
     # both groupings at once: the per-pair union (ids join 0-1, keys join 0-2; 1-2 stay negatives)
     got = itc_loss(img, txt, temp, image_ids=torch.tensor([4, 4, 9]), text_keys=keys).item()
     t = [[1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5]]
-    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 6
+    expected = _hand_itc(logits, t)
     assert got == pytest.approx(expected, rel=1e-6)
 
 
@@ -116,8 +120,7 @@ def test_pretrain_losses_treat_identical_texts_as_positives(monkeypatch: pytest.
     logits = (img @ txt.T / model.temperature()).tolist()
     t = [[float(r == c or {r, c} == {1, 3}) for c in range(6)] for r in range(6)]
     t = [[v / sum(row) for v in row] for row in t]
-    cols = [list(c) for c in zip(*logits, strict=True)]
-    expected = sum(a + b for a, b in zip(_hand_ce(logits, t), _hand_ce(cols, t), strict=True)) / 12
+    expected = _hand_itc(logits, t)
     assert got.item() == pytest.approx(expected, rel=1e-5)
     image = [0, 0, 1, 1, 2, 2]
     want = [[image[r] == image[c] or {r, c} == {1, 3} for c in range(6)] for r in range(6)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +56,6 @@ def test_mlflow_callback_logs_run(tmp_path: Path) -> None:
 
 
 LN8 = math.log(8)  # ITC at chance for 8 texts: the value a collapsed model sits at
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: faster than 2 on this tiny model when the 2 cores are shared, and reproducible."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_debug_text_tower_distinguishes_texts_at_init() -> None:

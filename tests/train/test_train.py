@@ -17,8 +17,8 @@ from tests.train.shardgen import write_shards
 from xvlm.data.loader import DataConfig, PretrainStream
 from xvlm.models.objective import pretrain_losses
 from xvlm.train import PretrainConfig
-from xvlm.train.config import OptimConfig
 from xvlm.train.checkpoint import CHECKPOINT_KEYS, load_checkpoint
+from xvlm.train.config import OptimConfig
 from xvlm.train.loop import build_train_model, to_device
 from xvlm.train.optim import build_optimizer, build_scheduler, is_new_param, warmup_linear
 
