@@ -17,6 +17,7 @@ from typing import Any, Literal
 CONFIG_DIR = Path(__file__).with_name("configs")
 
 ItcGrad = Literal["global", "reference"]
+ItmNegatives = Literal["hard", "uniform"]
 
 
 @dataclass
@@ -87,6 +88,12 @@ class XVLMConfig:
     #             gradient of the global-batch loss (same scale as ITM/MLM);
     #   "reference": the X-VLM reference's gather (local slice only): ITC gradient is 1/world_size of that.
     itc_grad: ItcGrad = "global"
+    # How ITM negatives are drawn (METHOD.md §3, docs/training.md "ITM negatives"):
+    #   "hard": the reference, one negative per row with probability softmax(ITC similarity) + 1e-5;
+    #   "uniform": uniformly among the allowed columns. For from-scratch models (the debug/demo presets):
+    #             until ITC is informative, hard negatives are mostly the most similar *true* pairs, and
+    #             ITM stays at its prior (measured in docs/training.md).
+    itm_negatives: ItmNegatives = "hard"
     # Image mean/std applied by the data path (CLIP's, as the reference).
     image_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
     image_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
@@ -100,6 +107,9 @@ class XVLMConfig:
         if self.itc_grad not in ("global", "reference"):
             raise ValueError(f"config {self.name!r}: itc_grad must be 'global' or 'reference', "
                              f"got {self.itc_grad!r}")
+        if self.itm_negatives not in ("hard", "uniform"):
+            raise ValueError(f"config {self.name!r}: itm_negatives must be 'hard' or 'uniform', "
+                             f"got {self.itm_negatives!r}")
         if not 0 < self.temp_min <= self.temp <= self.temp_max:
             raise ValueError(f"config {self.name!r}: need 0 < temp_min <= temp <= temp_max")
 

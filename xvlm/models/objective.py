@@ -65,12 +65,15 @@ def pretrain_losses(model: XVLM, batch: PretrainBatch, generator: torch.Generato
     keys = text_group_keys(batch.text_ids, batch.text_atts)
     out = {"itc": itc_loss(image_feat, text_feat, temp, text_keys=keys, itc_grad=cfg.itc_grad)}
 
-    # ITM: 1 hard-negative concept per text, 1 hard-negative text per concept, never the same image nor an
-    # identical text (either makes the "negative" pair a positive or undecidable).
+    # ITM: 1 hard-negative concept per text, 1 hard-negative text per concept (``cfg.itm_negatives``: drawn
+    # by ITC similarity, or uniformly), never the same image nor an identical text (either makes the
+    # "negative" pair a positive or undecidable).
     ids = batch.image_ids if batch.image_ids is not None else batch.image_index
     same = (ids[:, None] == ids[None, :]) | (keys[:, None] == keys[None, :])
     with torch.no_grad():
-        sim_i2t = image_feat @ text_feat.T / temp
+        # "uniform": equal logits, so the softmax below weighs every allowed column the same
+        sim_i2t = (image_feat @ text_feat.T / temp if cfg.itm_negatives == "hard"
+                   else image_feat.new_zeros(len(ids), len(ids)))
     neg_img, ok_img = sample_hard_negatives(sim_i2t.T, same, generator)  # for each text
     neg_txt, ok_txt = sample_hard_negatives(sim_i2t, same, generator)  # for each concept
     b = torch.arange(len(ids), device=ids.device)

@@ -208,5 +208,11 @@ def region_phrases(scene: Scene) -> list[tuple[Shape, str]]:
 
 
 def object_labels(scene: Scene) -> list[tuple[Shape, str, list[str]]]:
-    """(shape, name, attributes): the kind is the object name, colour and size its attributes."""
-    return [(s, s.kind, [s.colour, s.size] if s.size else [s.colour]) for s in scene.shapes]
+    """(shape, name, attributes): the kind is the object name, the colour its one attribute.
+
+    Size is deliberately not an attribute: "small" / "large" are relative to the scene's other shapes, so
+    a box alone cannot show them, and "small circle" is true of most circles' boxes in other images. With
+    the colour, the object text ("red circle", METHOD.md §4) names one shape of its scene, which keeps
+    ITM negatives from other images decidable (docs/training.md, "ITM negatives").
+    """
+    return [(s, s.kind, [s.colour]) for s in scene.shapes]
