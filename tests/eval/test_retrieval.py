@@ -128,6 +128,37 @@ def test_rerank_with_k_covering_everything_equals_brute_force_itm(small: tuple) 
     torch.testing.assert_close(s_t2i, brute.T, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["hard", "uniform"])
+def test_finetune_itm_negatives_follow_the_model_config(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """retrieval_losses draws ITM negatives as pre-training does (``XVLMConfig.itm_negatives``): from the ITC
+    similarity, or from equal logits; same-image pairs are excluded either way."""
+    import xvlm.eval.retrieval as retrieval
+    from xvlm.models.config import get_config
+    from xvlm.models.losses import sample_hard_negatives
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def spy(sim: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None = None):
+        seen.append((sim.clone(), same.clone()))
+        return sample_hard_negatives(sim, same, generator)
+
+    monkeypatch.setattr(retrieval, "sample_hard_negatives", spy)
+    torch.manual_seed(0)
+    model = build_model(get_config("xvlm-debug").replace(itm_negatives=mode))
+    ids = torch.randint(1000, 5000, (4, 7))
+    ids[:, 0] = 101
+    batch = {"images": torch.randn(4, 3, 96, 96), "text_ids": ids, "text_atts": torch.ones_like(ids),
+             "image_ids": torch.tensor([0, 0, 1, 2])}
+    out = retrieval.retrieval_losses(model, batch)
+    assert out["itm"].item() > 0 and len(seen) == 2
+    same = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    assert all(torch.equal(m, same) for _, m in seen)
+    if mode == "uniform":
+        assert all(bool((s == 0).all()) for s, _ in seen)
+    else:
+        assert torch.equal(seen[0][0], seen[1][0].T) and seen[1][0].std().item() > 1e-3
+
+
 def test_rerank_scores_only_top_k_per_direction(small: tuple) -> None:
     model, split, tok = small
     feats = encode_split(model, split, tok, RetrievalEvalConfig())

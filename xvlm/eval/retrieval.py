@@ -49,8 +49,9 @@ def retrieval_losses(model: XVLM, batch: dict[str, Tensor], generator: torch.Gen
     image_feat, text_feat = model.image_feat(concepts.embeds[:, 0]), model.text_feat(text)
     out = {"itc": itc_loss(image_feat, text_feat, temp, image_ids=ids, itc_grad=model.cfg.itc_grad)}
     same = ids[:, None] == ids[None, :]
-    with torch.no_grad():
-        sim = image_feat @ text_feat.T / temp
+    with torch.no_grad():  # model.cfg.itm_negatives as in pre-training: ITC-drawn ("hard") or uniform
+        sim = (image_feat @ text_feat.T / temp if model.cfg.itm_negatives == "hard"
+               else image_feat.new_zeros(len(ids), len(ids)))
     neg_img, ok_img = sample_hard_negatives(sim.T, same, generator)  # an image for each text
     neg_txt, ok_txt = sample_hard_negatives(sim, same, generator)  # a text for each image
     img_rows = torch.cat([b, neg_img[ok_img], b[ok_txt]])
