@@ -57,30 +57,33 @@ def test_vqa_beats_majority(ds: Path) -> None:
     assert acc["vqa_acc"] > majority + 10
 
 
-@pytest.mark.xfail(run=False, reason="OPEN: the debug model memorises the 160 training pairs instead of binding "
-                   "the sentence's colour/shape words to the images. Held-out dev+test accuracy measured (1 thread, "
-                   "300 steps unless noted): vision lr x1.0 50% at 100 steps (the Swin collapses to one "
-                   "feature), 57.5% at 800 steps (train 82.5%); x0.1 54% (train 79%); 'pair' design from a 300-step caption fine-tune 56%; interleaved from it 62.5% (best dev at "
-                   "epoch 1); 1280 training pairs + that init, 800 steps 57.5%; from a 300-step ITC/MLM pre-training "
-                   "on scene shards 54%. Needs a pre-training whose ITM learns (the same cross-encoder binding); "
-                   "run with --runxfail to try.")
 def test_nlvr2_beats_chance(ds: Path, one_thread: None) -> None:
+    """Held-out (dev + test-P) accuracy above the 50% that the sentence alone or the majority label gives.
+
+    The sample sentences compare the pair's shape counts (``downstream_vqa.nlvr_statement``); the model is
+    the ``pair`` design with the vision tower at the full lr (x0.1: 74.4% at seeds 0/0). From random weights
+    the reference's ``interleaved`` design stays near chance (52.5% at 0/0: its output is nearly the same for
+    every pair), and sentences whose truth is a product of a word and the image (colour presence per side,
+    "left" vs "right") stay at chance (docs/evaluation.md, NLVR2). Measured (1 thread, 400 steps, ~45 s), dev + test-P
+    at corpus seed / fine-tune seed 0/0 77.5%, 0/1 79.4%, 1/0 76.2%, 1/1 77.5% (train 79-84%); asserted > 65%.
+    """
     n = ds / "nlvr2"
     train, dev, test = (read_nlvr2(n / "data" / f"{s}.json", n / "images") for s in ("train", "dev", "test1"))
-    cfg = TaskConfig(epochs=100, max_steps=300, batch_size=16, lr=1e-3, vision_lr_mult=0.1)
+    cfg = TaskConfig(epochs=100, max_steps=400, batch_size=16, lr=3e-4, vision_lr_mult=1.0, nlvr_design="pair")
     model, _ = finetune_nlvr2(_fresh(), train, dev, cfg)
     acc, _ = evaluate_nlvr2(model, dev + test, cfg)
     assert nlvr2_majority(train, dev + test) == pytest.approx(50.0)
-    assert acc["nlvr2_acc"] > 60.0
+    assert acc["nlvr2_acc"] > 65.0, acc
 
 
 def test_caption_beats_constant_caption(ds: Path, one_thread: None) -> None:
     """Captions must depend on the image: CIDEr on the 24 test images above captioning every image with the
-    most frequent training caption ("a purple square on grey", CIDEr 60.6, computed here).
+    most frequent training caption ("an orange triangle on grey", CIDEr 48.7, computed here).
 
-    Measured (1 thread, 300 steps, ~52 s): CIDEr 92.0 with 9 distinct captions (87.6 / 9 with the vision
-    tower at 0.1x lr). The earlier "same caption for every image" (CIDEr 51) predates the width-scaled
-    debug BERT init. Asserted: constant + 15 CIDEr and >= 4 distinct captions.
+    Measured (1 thread, 300 steps, ~52 s): CIDEr 86.1 with 5 distinct captions. (On the caption draw before
+    NLVR2 got its own RNG stream: 92.0 / 9 distinct against a constant 60.6; 87.6 / 9 with the vision tower
+    at 0.1x lr. The earlier "same caption for every image" (CIDEr 51) predates the width-scaled debug BERT
+    init.) Asserted: constant + 15 CIDEr and >= 4 distinct captions.
     """
     c = ds / "caption"
     train, test = (read_karpathy_split(c / f"coco_karpathy_{s}.json", ds / "coco2014") for s in ("train", "test"))

@@ -13,6 +13,9 @@ Two designs, both reusing the pre-trained cross encoder (METHOD.md §7, xvlm-ref
   sentence with each image separately (shared weights, two passes); the two fusion CLS vectors are
   concatenated into ``cls_head`` = build_mlp(2H, 2). No duplicated layers; the images only meet at the head.
 
+From random weights (the debug model in the tests) only ``"pair"`` learns the sample set; the interleaved
+stack's output stays nearly the same for every pair (52.5% held-out; docs/evaluation.md, NLVR2).
+
 The reference also pre-trains the duplicated layers with a 3-way "text assignment" task before
 fine-tuning; its config is missing from the reference repo and is not reproduced here.
 """
