@@ -78,7 +78,10 @@ def test_debug_text_tower_distinguishes_texts_at_init() -> None:
 def test_fixed_batch_overfits_every_loss(tmp_path: Path, one_thread: None) -> None:
     """The minimal overfit check: one fixed batch of 8 texts on 5 images, model + losses without the loop.
     Every loss must fall far below its chance / prior value (ITC ln 8, ITM 0.64 = entropy of 1/3 positives);
-    with the old init ITC was still 1.46 and ITM 0.59 after these 120 steps."""
+    with the old init ITC was still 1.46 and ITM 0.59 after 120 steps. Measured (mean of the last 5 steps)
+    on this batch: at step 120 ITC 0.35, ITM 0.35; at step 160 ITC 0.35, ITM 0.08, MLM 0.49 (from 10.4),
+    bbox L1 0.013, GIoU 0.033. (Before the sample objects dropped their size attribute the batch held other
+    texts and ITM was below 0.32 by step 120.)"""
     shards = write_shards(tmp_path / "shards", 8, 1, size=(96, 96), seed=3)
     cfg = small_config(tmp_path, shards)
     cfg.data.randaugment = False
@@ -91,7 +94,7 @@ def test_fixed_batch_overfits_every_loss(tmp_path: Path, one_thread: None) -> No
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     history = []
-    for _ in range(120):
+    for _ in range(160):
         losses = pretrain_losses(model, batch, gen)
         opt.zero_grad()
         sum(losses.values()).backward()
