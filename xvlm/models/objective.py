@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from xvlm.models.losses import (bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives,
-                                text_group_keys)
+from xvlm.models.losses import bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives, text_group_keys
 from xvlm.models.xvlm import XVLM
 
 LOSS_KEYS = ("itc", "itm", "mlm", "bbox_l1", "bbox_giou")

@@ -36,8 +36,15 @@ from xvlm.models.objective import LOSS_KEYS, PretrainBatch, pretrain_losses
 from xvlm.models.xvlm import XVLM
 from xvlm.train import checkpoint as ckpt
 from xvlm.train.config import PretrainConfig
-from xvlm.train.distributed import (DistInfo, all_reduce_grads, cleanup, clip_grad_norm, init_distributed,
-                                    replicated_params, wrap_model)
+from xvlm.train.distributed import (
+    DistInfo,
+    all_reduce_grads,
+    cleanup,
+    clip_grad_norm,
+    init_distributed,
+    replicated_params,
+    wrap_model,
+)
 from xvlm.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -244,8 +251,11 @@ class Trainer:
 
     def _load_fsdp_state(self, state: dict[str, Any]) -> None:
         """Re-shard the saved full model and optimizer state onto this rank's FSDP parameters."""
-        from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
-                                                             set_optimizer_state_dict)
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
 
         opts = StateDictOptions(full_state_dict=True)
         set_model_state_dict(self.ddp_model, {f"model.{k}": v for k, v in state["model"].items()}, options=opts)
