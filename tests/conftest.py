@@ -30,3 +30,24 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def spy_negatives(monkeypatch: pytest.MonkeyPatch):
+    """``install(module)`` wraps ``module.sample_hard_negatives`` and returns the list that records the
+    ``(sim, same)`` of every call: what the ITM sampler was handed, for the negative-sampling tests."""
+    import torch
+
+    from xvlm.models.losses import sample_hard_negatives
+
+    def install(module: object) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def spy(sim: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None = None):
+            seen.append((sim.clone(), same.clone()))
+            return sample_hard_negatives(sim, same, generator)
+
+        monkeypatch.setattr(module, "sample_hard_negatives", spy)
+        return seen
+
+    return install

@@ -129,20 +129,13 @@ def test_rerank_with_k_covering_everything_equals_brute_force_itm(small: tuple) 
 
 
 @pytest.mark.parametrize("mode", ["hard", "uniform"])
-def test_finetune_itm_negatives_follow_the_model_config(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+def test_finetune_itm_negatives_follow_the_model_config(spy_negatives, mode: str) -> None:
     """retrieval_losses draws ITM negatives as pre-training does (``XVLMConfig.itm_negatives``): from the ITC
     similarity, or from equal logits; same-image pairs are excluded either way."""
     import xvlm.eval.retrieval as retrieval
     from xvlm.models.config import get_config
-    from xvlm.models.losses import sample_hard_negatives
 
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    def spy(sim: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None = None):
-        seen.append((sim.clone(), same.clone()))
-        return sample_hard_negatives(sim, same, generator)
-
-    monkeypatch.setattr(retrieval, "sample_hard_negatives", spy)
+    seen = spy_negatives(retrieval)
     torch.manual_seed(0)
     model = build_model(get_config("xvlm-debug").replace(itm_negatives=mode))
     ids = torch.randint(1000, 5000, (4, 7))

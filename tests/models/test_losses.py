@@ -93,7 +93,25 @@ def test_itc_identical_texts_are_positives_of_each_other() -> None:
     assert got == pytest.approx(expected, rel=1e-6)
 
 
-def test_pretrain_losses_treat_identical_texts_as_positives(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["hard", "uniform"])
+def test_itm_negative_sampling_mode(debug_batch, spy_negatives, mode: str) -> None:
+    """"hard" (reference) draws ITM negatives from softmax(ITC similarity); "uniform" hands the sampler equal
+    logits, so every allowed column is equally likely whatever the features (docs/training.md)."""
+    import xvlm.models.objective as objective
+
+    calls = spy_negatives(objective)
+    torch.manual_seed(0)
+    model = XVLM(get_config("xvlm-debug").replace(itm_negatives=mode))
+    objective.pretrain_losses(model, debug_batch)
+    seen = [sim for sim, _ in calls]
+    assert len(seen) == 2 and seen[0].shape == seen[1].shape == (len(debug_batch.text_ids),) * 2
+    if mode == "uniform":
+        assert all(bool((s == 0).all()) for s in seen)
+    else:  # the text-side call gets the transpose of the concept-side similarity, scaled by 1 / temp
+        assert torch.equal(seen[0], seen[1].T) and seen[1].std().item() > 1e-3
+
+
+def test_pretrain_losses_treat_identical_texts_as_positives(spy_negatives) -> None:
     """In the pre-training objective: ITC targets spread over identical texts and the ITM sampler gets
     weight 0 for identical texts and for the same image (exact masks on a hand-made batch)."""
     import xvlm.models.objective as objective
@@ -102,13 +120,7 @@ def test_pretrain_losses_treat_identical_texts_as_positives(monkeypatch: pytest.
     batch.text_ids[3] = batch.text_ids[1]  # samples 1 (image 0) and 3 (image 1): the same text
     batch.text_atts[3] = batch.text_atts[1]
     batch.mlm_ids = batch.text_ids.clone()
-    seen: list[torch.Tensor] = []
-
-    def spy(sim: torch.Tensor, same: torch.Tensor, generator: torch.Generator | None = None):
-        seen.append(same.clone())
-        return sample_hard_negatives(sim, same, generator)
-
-    monkeypatch.setattr(objective, "sample_hard_negatives", spy)
+    seen = spy_negatives(objective)
     torch.manual_seed(0)
     model = XVLM(get_config("xvlm-debug")).eval()
     with torch.no_grad():
@@ -124,7 +136,7 @@ def test_pretrain_losses_treat_identical_texts_as_positives(monkeypatch: pytest.
     assert got.item() == pytest.approx(expected, rel=1e-5)
     image = [0, 0, 1, 1, 2, 2]
     want = [[image[r] == image[c] or {r, c} == {1, 3} for c in range(6)] for r in range(6)]
-    assert len(seen) == 2 and all(s.tolist() == want for s in seen)
+    assert len(seen) == 2 and all(same.tolist() == want for _, same in seen)
 
 
 def test_itm_negatives_never_positive_or_same_image() -> None:

@@ -25,7 +25,7 @@ from xvlm import progress
 from xvlm.data.downstream.retrieval import RetrievalSplit
 from xvlm.eval.batches import image_loader, tokenize
 from xvlm.eval.metrics import retrieval_metrics
-from xvlm.models.losses import itc_loss, itm_loss, sample_hard_negatives
+from xvlm.models.losses import itc_loss, itm_loss, negative_logits, sample_hard_negatives
 from xvlm.models.xvlm import XVLM
 
 # --------------------------------------------------------------------------------------------------------
@@ -49,9 +49,7 @@ def retrieval_losses(model: XVLM, batch: dict[str, Tensor], generator: torch.Gen
     image_feat, text_feat = model.image_feat(concepts.embeds[:, 0]), model.text_feat(text)
     out = {"itc": itc_loss(image_feat, text_feat, temp, image_ids=ids, itc_grad=model.cfg.itc_grad)}
     same = ids[:, None] == ids[None, :]
-    with torch.no_grad():  # model.cfg.itm_negatives as in pre-training: ITC-drawn ("hard") or uniform
-        sim = (image_feat @ text_feat.T / temp if model.cfg.itm_negatives == "hard"
-               else image_feat.new_zeros(len(ids), len(ids)))
+    sim = negative_logits(image_feat, text_feat, temp, model.cfg.itm_negatives)  # as in pre-training
     neg_img, ok_img = sample_hard_negatives(sim.T, same, generator)  # an image for each text
     neg_txt, ok_txt = sample_hard_negatives(sim, same, generator)  # a text for each image
     img_rows = torch.cat([b, neg_img[ok_img], b[ok_txt]])

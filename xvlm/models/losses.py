@@ -3,8 +3,9 @@
 - ``itc_loss``: symmetric InfoNCE over features gathered from all ranks (``gather_features``), hard or
   multi-positive targets (same image id in fine-tuning; identical texts, ``text_keys``, in pre-training),
   optional padding mask.
-- ``sample_hard_negatives`` + ``itm_loss``: one hard negative per row drawn with probability
-  softmax(similarity) + 1e-5 over the local batch, never a pair that shares an image id or an identical text.
+- ``negative_logits`` + ``sample_hard_negatives`` + ``itm_loss``: one negative per row drawn with probability
+  softmax(similarity) + 1e-5 (or uniformly) over the local batch, never a pair that shares an image id or an
+  identical text.
 - ``mlm_loss``: cross-entropy at masked positions (masking itself happens in the data path).
 - ``bbox_loss``: L1 (summed over coordinates, / #boxes) + (1 - GIoU) via ``torchvision.ops``.
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou_loss
 
-from xvlm.models.config import ItcGrad
+from xvlm.models.config import ItcGrad, ItmNegatives
 
 # --------------------------------------------------------------------------------------------------------
 # ITC
@@ -136,6 +137,18 @@ def itc_loss(image_feat: Tensor, text_feat: Tensor, temp: Tensor | float, *, ima
 # --------------------------------------------------------------------------------------------------------
 # ITM
 # --------------------------------------------------------------------------------------------------------
+
+
+def negative_logits(image_feat: Tensor, text_feat: Tensor, temp: Tensor, mode: ItmNegatives) -> Tensor:
+    """(B, B) logits the ITM sampler draws from (rows = concepts, columns = texts), without a graph.
+
+    "hard": the ITC similarity / temp (the reference); "uniform": zeros, so the softmax in
+    ``sample_hard_negatives`` weighs every allowed column the same (``XVLMConfig.itm_negatives``).
+    """
+    with torch.no_grad():
+        if mode == "hard":
+            return image_feat @ text_feat.T / temp
+        return image_feat.new_zeros(image_feat.shape[0], text_feat.shape[0])
 
 
 def sample_hard_negatives(sim: Tensor, same: Tensor, generator: torch.Generator | None = None,

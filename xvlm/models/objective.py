@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from xvlm.models.losses import bbox_loss, itc_loss, itm_loss, mlm_loss, sample_hard_negatives, text_group_keys
+from xvlm.models.losses import (
+    bbox_loss,
+    itc_loss,
+    itm_loss,
+    mlm_loss,
+    negative_logits,
+    sample_hard_negatives,
+    text_group_keys,
+)
 from xvlm.models.xvlm import XVLM
 
 LOSS_KEYS = ("itc", "itm", "mlm", "bbox_l1", "bbox_giou")
@@ -69,10 +77,7 @@ def pretrain_losses(model: XVLM, batch: PretrainBatch, generator: torch.Generato
     # "negative" pair a positive or undecidable).
     ids = batch.image_ids if batch.image_ids is not None else batch.image_index
     same = (ids[:, None] == ids[None, :]) | (keys[:, None] == keys[None, :])
-    with torch.no_grad():
-        # "uniform": equal logits, so the softmax below weighs every allowed column the same
-        sim_i2t = (image_feat @ text_feat.T / temp if cfg.itm_negatives == "hard"
-                   else image_feat.new_zeros(len(ids), len(ids)))
+    sim_i2t = negative_logits(image_feat, text_feat, temp, cfg.itm_negatives)
     neg_img, ok_img = sample_hard_negatives(sim_i2t.T, same, generator)  # for each text
     neg_txt, ok_txt = sample_hard_negatives(sim_i2t, same, generator)  # for each concept
     b = torch.arange(len(ids), device=ids.device)
