@@ -163,10 +163,26 @@ def train_stage(config: dict[str, Any], devices: int, experiment: str, work_dir:
     with progress.use(progress.with_log(log.info)):  # steps, loss, samples/s in the run's log (+ CLI bar)
         result = train(cfg, callbacks)
     run_id = callbacks[0].run_id if callbacks else None
-    first, last = (result.losses[0], result.losses[-1]) if result.losses else ({}, {})
+    first, last = loss_windows(result.losses)
     return {"step": result.step, "checkpoint": str(result.last_checkpoint), "mlflow_run_id": run_id,
             "samples_per_s": result.samples_per_s, "wall_s": result.wall_s,
             "first_losses": first, "last_losses": last}
+
+
+def loss_windows(losses: list[dict[str, Any]], n: int = 20) -> tuple[dict[str, float], dict[str, float]]:
+    """Each loss's mean over its first and its last ``n`` updates, counting only updates that computed it.
+
+    One update is noisy, and in alternating mode an image-text update has no bbox loss (logged as 0) and a
+    region update comes between image-text ones, so "first" and "last" are per loss, not per update.
+    """
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    keys = [k for k in (losses[0] if losses else {}) if k not in ("step", "update", "loss")]
+    for k in keys:
+        vals = [float(r[k]) for r in losses if r.get(k)]
+        if vals:
+            first[k], last[k] = sum(vals[:n]) / len(vals[:n]), sum(vals[-n:]) / len(vals[-n:])
+    return first, last
 
 
 def evaluation_key(checkpoint: str, raw_root: str, model: str, settings: DownstreamSettings) -> str:

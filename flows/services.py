@@ -204,6 +204,10 @@ def serve_forever(services: Services) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    # Started in the background by a shell without job control (``cmd &`` in a script, ``nohup``), a process
+    # inherits SIGINT ignored and Python installs no KeyboardInterrupt handler: Ctrl-C (or a supervisor's
+    # SIGINT) would then leave every server running. Ctrl-C stops serve however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with running(services):
         print(f"Prefect UI   {services.prefect_ui}", flush=True)
         print(f"MLflow UI    {services.mlflow_ui}", flush=True)

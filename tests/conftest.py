@@ -1,4 +1,5 @@
-"""Shared test set-up: offline, telemetry off, and a session-scoped sample corpus."""
+"""Shared test set-up: offline, telemetry off, one-thread and negative-sampler fixtures, and one ``make demo``
+run per session."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
-from collections.abc import Iterator  # noqa: E402  (the environment above comes first)
+import subprocess  # noqa: E402  (the environment above comes first)
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -51,3 +55,16 @@ def spy_negatives(monkeypatch: pytest.MonkeyPatch):
         return seen
 
     return install
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``(out_dir, stdout)`` of ``make demo`` (``flows.cli demo``: ingest -> shards -> the ``pretrain-demo``
+    preset -> evaluation; a few minutes), run once per session: tests/flows/test_demo.py checks its outputs and
+    tests/inference scores with its checkpoint. Read-only for the tests."""
+    out = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout

@@ -1,8 +1,8 @@
-"""``make demo`` end to end: the DAG runs on the sample corpus and its outputs are where it says."""
+"""``make demo`` end to end: the DAG runs on the sample corpus and its outputs are where it says (the run is
+the session fixture ``demo_run``, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -13,16 +13,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc.stdout
-
-
 def test_demo_prints_where_outputs_are(demo_run: tuple[Path, str]) -> None:
     out, stdout = demo_run
     assert "Demo finished" in stdout
@@ -31,9 +21,9 @@ def test_demo_prints_where_outputs_are(demo_run: tuple[Path, str]) -> None:
     assert (out / "raw" / "QUIRKS.json").is_file()
     assert (out / "lake" / "lake.duckdb").is_file()
     assert (out / ".prefect").is_dir()           # Prefect's local state stayed inside the output
-    assert (out / "train" / "checkpoints" / "step-00000150.pt").is_file()
+    assert (out / "train" / "checkpoints" / "step-00000600.pt").is_file()
     assert list((out / "shards").glob("demo-*/shards/demo-000000.tar"))
-    assert "Pre-training (debug model): 150 steps" in stdout
+    assert "Pre-training (debug model): 600 steps" in stdout
 
 
 def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]) -> None:
@@ -50,7 +40,7 @@ def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]
     ingest = next(r for r, name in runs.items() if name == "ingest")
     assert metrics[(ingest, "vg.regions.loaded")][0] > 0
     train = next(r for r, name in runs.items() if name not in ("ingest", "shards"))
-    assert metrics[(train, "loss_itc")][1] == 150            # one point per step, up to the last
+    assert metrics[(train, "loss_itc")][1] == 600            # points up to the last (image-text) step
     assert tags[(train, "ingest_run_id")] == ingest           # the training run names its data
     assert len(tags[(train, "manifest_hash")]) == 64
     assert runs[tags[(train, "shards_run_id")]] == "shards"
@@ -101,7 +91,7 @@ def test_demo_prints_evaluation_numbers_of_runs_linked_to_pretraining(demo_run: 
         con.close()
     assert set(evals) == {"evaluate-retrieval-coco", "evaluate-grounding", "finetune-retrieval-coco",
                           "finetune-grounding"}
-    assert f"Evaluation of step-00000150.pt (pre-training run {pre})" in stdout
+    assert f"Evaluation of step-00000600.pt (pre-training run {pre})" in stdout
     for name in ("finetune-retrieval-coco", "finetune-grounding", "evaluate-grounding"):
         assert f"[mlflow run {evals[name]}]" in stdout                  # every number names its run
     assert "retrieval (fine-tuned, test, ITM re-ranked): txt_r1 " in stdout

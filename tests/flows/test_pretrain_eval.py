@@ -143,3 +143,18 @@ def test_evaluation_loads_the_model_as_pre_trained_with_its_overrides(tmp_path: 
         loaded = load_checkpoint(ckpt, model=model).model
         assert loaded.cfg.vision.pos_embed == "sincos"
         assert torch.equal(loaded.vision_encoder.abs_pos, net.vision_encoder.abs_pos)
+
+
+def test_loss_windows_average_each_loss_over_the_updates_that_computed_it() -> None:
+    from flows.pretrain import loss_windows
+
+    # alternating: image-text updates (no bbox: logged 0) and region updates in between
+    losses = [{"step": 1, "update": 1, "itc": 4.0, "bbox_l1": 0.0, "loss": 4.0},
+              {"step": 1, "update": 2, "itc": 3.0, "bbox_l1": 0.9, "loss": 3.9},
+              {"step": 2, "update": 3, "itc": 2.0, "bbox_l1": 0.0, "loss": 2.0},
+              {"step": 2, "update": 4, "itc": 1.0, "bbox_l1": 0.5, "loss": 1.5},
+              {"step": 3, "update": 5, "itc": 0.0, "bbox_l1": 0.3, "loss": 0.3}]
+    first, last = loss_windows(losses, n=2)
+    assert first == pytest.approx({"itc": 3.5, "bbox_l1": 0.7})   # (4 + 3) / 2, (0.9 + 0.5) / 2
+    assert last == pytest.approx({"itc": 1.5, "bbox_l1": 0.4})    # (2 + 1) / 2, (0.5 + 0.3) / 2
+    assert loss_windows([]) == ({}, {})

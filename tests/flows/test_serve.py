@@ -67,14 +67,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     s = Served(subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "serve", "--home", str(home),
          "--prefect-port", str(pport := free_port()), "--mlflow-port", str(mport := free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env), home, pport, mport)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        # as if started by `xvlm serve &` from a script: SIGINT arrives ignored; Ctrl-C must still stop it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)), home, pport, mport)
     try:
         s.output = _wait_for_line(s.proc, "ready", timeout=180)
         s.pids = json.loads((home / PID_FILE).read_text())
-        # evaluations=[]: the evaluation stage has its own tests (tests/flows/test_pretrain_eval.py, test_demo)
+        # evaluations=[]: the evaluation stage has its own tests (tests/flows/test_pretrain_eval.py, test_demo);
+        # steps=20: what is under test here is the served deployment and the tracking, not the preset's training
+        # (make demo runs the full preset: tests/flows/test_demo.py)
         run = subprocess.run(
             [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "pretrain/pretrain-demo", "--watch",
-             "--watch-timeout", "300", "--param", "evaluations=[]"],
+             "--watch-timeout", "300", "--param", "evaluations=[]", "--param", "steps=20"],
             capture_output=True, text=True, timeout=360,
             env={**env, "PREFECT_API_URL": f"http://127.0.0.1:{pport}/api"})
         assert run.returncode == 0 and "Completed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
@@ -104,6 +108,7 @@ def test_deployment_run_is_tracked_in_mlflow(served: Served) -> None:
     assert metrics["vg.regions.loaded"] > 0
     (train,) = [r for name, r in by_name.items() if name not in ("ingest", "shards")]
     assert any(m["key"] == "loss_itc" for m in train["data"]["metrics"])
+    assert {p["key"]: p["value"] for p in train["data"]["params"]}["steps"] == "20"  # the run's parameter arrived
 
 
 @pytest.mark.browser

@@ -1,5 +1,5 @@
-"""A trained demo checkpoint: sample corpus -> lake -> shards -> the ``pretrain-demo`` preset (150 steps of
-``xvlm-debug`` at 96 px on CPU; about a minute on a quiet 2-core machine). Session-scoped, read-only."""
+"""The trained demo checkpoint: the session's ``make demo`` run (tests/conftest.py ``demo_run``), i.e. the
+``pretrain-demo`` preset trained by the flow on the sample corpus. Read-only."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.viz.demo_build import build_demo_shards, train_demo
-
 
 @pytest.fixture(scope="session")
-def demo_trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """``(build_dir, run_dir)``: the shard build and the training run folder (``checkpoints/latest``)."""
-    root = tmp_path_factory.mktemp("inference-demo")
-    _, _, build = build_demo_shards(root)
-    return build, train_demo(build, root / "train")
+def demo_trained(demo_run: tuple[Path, str]) -> tuple[Path, Path]:
+    """``(build_dir, run_dir)``: the demo's shard build and its training run folder (``checkpoints/latest``)."""
+    out, _ = demo_run
+    return next((out / "shards").glob("demo-*")), out / "train"

@@ -19,7 +19,7 @@ from tests.models.test_weights import reference_checkpoint
 from xvlm.data.augment import decode_crop
 from xvlm.data.collate import build_fast_tokenizer, clean_caption, normalize_images
 from xvlm.data.shards import read_member
-from xvlm.inference import load
+from xvlm.inference import Predictor, load
 from xvlm.models.config import get_config
 from xvlm.models.weights import load_reference_checkpoint
 from xvlm.models.xvlm import XVLM
@@ -146,15 +146,15 @@ def test_released_reference_checkpoint(tmp_path: Path) -> None:
 def test_load_demo_run_folder(demo_trained: tuple[Path, Path]) -> None:
     _, run = demo_trained
     p = load(run)  # run folder -> checkpoints/latest
-    assert p.step == 150 and p.source.endswith("step-00000150.pt") and p.kind == "ours"
+    assert p.step == 600 and p.source.endswith("step-00000600.pt") and p.kind == "ours"
     assert load(run / "checkpoints").source == p.source
     state = torch.load(p.source, map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(p.model.state_dict()[k], v) for k, v in state.items())
     assert not p.model.training
 
 
-def _ranking_set(build: Path, n: int = 8) -> tuple[list[Image.Image], list[str]]:
-    """``n`` demo images whose first captions are distinct after cleaning (one candidate per image)."""
+def ranking_set(build: Path, n: int = 64) -> tuple[list[Image.Image], list[str]]:
+    """The first ``n`` demo images (by key) whose first captions are distinct after cleaning, with those captions."""
     rows = sorted(pq.read_table(build / "manifest.parquet").to_pylist(), key=lambda r: r["key"])
     images, captions, seen = [], [], set()
     for r in rows:
@@ -171,22 +171,31 @@ def _ranking_set(build: Path, n: int = 8) -> tuple[list[Image.Image], list[str]]
     return images, captions
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="OPEN (docs/training.md, Known gaps): the demo's from-scratch 2-layer, "
-                   "32-wide text tower gives every whole-image caption almost the same ITC feature (cosine >= 0.97 "
-                   "between these 8 captions after 600 uniform-negative steps; it only separates captions from "
-                   "region/object texts), so ITC and ITM rank 0-3 of 8 first (150-600 steps, vision lr x0.1 / x1, "
-                   "64 / 96 px, with or without augmentation); alternating batches with region_prob 0.1 reach 6 of 8 at "
-                   "800 image steps, ~10x the demo's budget; this asserts >= 6 of 8 for both")
-def test_score_ranks_the_matching_caption_first(demo_trained: tuple[Path, Path]) -> None:
-    build, run = demo_trained
-    p = load(run)
-    images, captions = _ranking_set(build)
+def caption_ranking(p: Predictor, images: list[Image.Image], captions: list[str], group: int = 8) -> tuple[int, int]:
+    """``(by ITC, by ITM)``: for how many images the matching caption scores highest among its group's
+    ``group`` captions (consecutive images; chance is 1 in ``group``). Also used by bench/demo_ranking.py."""
     top_itc = top_itm = 0
-    for i, img in enumerate(images):
-        s = p.score(img, captions)
-        top_itc += int(np.argmax(s["itc"]) == i)
-        top_itm += int(np.argmax(s["itm"]) == i)
-    # chance is 1 of 8; the matching caption must come first for at least 6 of the 8 images
-    assert top_itc >= 6, f"ITC ranked the matching caption first for {top_itc}/8 images"
-    assert top_itm >= 6, f"ITM ranked the matching caption first for {top_itm}/8 images"
+    for g in range(0, len(images) - group + 1, group):
+        candidates = captions[g:g + group]
+        for i, img in enumerate(images[g:g + group]):
+            s = p.score(img, candidates)
+            top_itc += int(np.argmax(s["itc"]) == i)
+            top_itm += int(np.argmax(s["itm"]) == i)
+    return top_itc, top_itm
+
+
+@pytest.mark.slow
+def test_score_ranks_the_matching_caption_first(demo_trained: tuple[Path, Path]) -> None:
+    """64 demo images in 8 groups of 8: each image is scored against its group's 8 captions (chance: 1 in 8).
+
+    Measured on the ``pretrain-demo`` preset (docs/training.md, "Caption ranking after the demo"): the
+    matching caption comes first for ~60% of the images by ITC and by ITM; before the preset trained
+    alternating batches, ~12% (chance: the captions' text features had collapsed). A group is sorted by key,
+    so it mixes sources and templates; some captions are partial ("a picture of a red circle") and can be
+    true of another image in the group, which caps what any model can score here below 100%.
+    """
+    build, run = demo_trained
+    top_itc, top_itm = caption_ranking(load(run), *ranking_set(build, 64))
+    # at least half of the images (4x chance) by each score
+    assert top_itc >= 32, f"ITC ranked the matching caption first for {top_itc}/64 images"
+    assert top_itm >= 32, f"ITM ranked the matching caption first for {top_itm}/64 images"
