@@ -31,8 +31,13 @@ import time
 from pathlib import Path
 
 
-def run_lake(raw: Path, out: Path, fused: bool = True) -> dict:
+def run_lake(raw: Path, out: Path, fused: bool = True, split: bool = True) -> dict:
     from xvlm.data.lake import IngestConfig, ingest_source
+
+    if not split:  # parse the region file whole (one DuckDB parse), as before the range split
+        import importlib
+
+        importlib.import_module("xvlm.data.lake.fused")._MIN_SPLIT_BYTES = 1 << 62
 
     cfg = IngestConfig(raw_root=raw, out=out, check_images=False, fused_regions=fused)
     t0 = time.perf_counter()
@@ -86,16 +91,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/ingest"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--generic", action="store_true", help="lake side with fused_regions=False")
+    ap.add_argument("--whole", action="store_true", help="lake side parses the region file whole (no ranges)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         side, raw, out = a.child
         res = run_baseline(Path(raw), Path(out)) if side == "baseline" else \
-            run_lake(Path(raw), Path(out), fused=side == "lake")
+            run_lake(Path(raw), Path(out), fused=side != "lake-generic", split=side != "lake-whole")
         print(json.dumps(res))
         return
     size = (a.raw / "vg" / "region_descriptions.json").stat().st_size
-    lake_side = "lake-generic" if a.generic else "lake"
+    lake_side = "lake-generic" if a.generic else "lake-whole" if a.whole else "lake"
     speeds, mems, cpus = [], [], []
     for i in range(a.repeat):
         order = ("baseline", lake_side) if i % 2 == 0 else (lake_side, "baseline")

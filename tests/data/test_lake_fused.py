@@ -45,7 +45,7 @@ def _tables(lake: Path) -> dict[str, list[tuple]]:
         con.close()
 
 
-def _both(raw: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict, list[Any]]:
+def _both(raw: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch, **cfg: Any) -> tuple[dict, dict, list[Any]]:
     """Ingest VG twice (fused, generic); returns (fused tables + stats, generic ..., fused results)."""
     seen: list[Any] = []
     real = lake_ingest.fused_vg_regions
@@ -58,7 +58,7 @@ def _both(raw: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, 
     out: list[dict] = []
     for fused in (True, False):
         lake = tmp / f"lake-{fused}"
-        stats = ingest_source(IngestConfig(raw_root=raw, out=lake, fused_regions=fused), "vg")
+        stats = ingest_source(IngestConfig(raw_root=raw, out=lake, fused_regions=fused, **cfg), "vg")
         out.append({"tables": _tables(lake), "entities": stats["entities"]})
     return out[0], out[1], seen
 
@@ -255,3 +255,134 @@ def test_increasing_ids_skip_the_id_lookup(corpus: Path, tmp_path: Path, dup: bo
     assert ("fused_ids_check" in queries) is dup
     if dup:
         assert generic["entities"]["regions"]["quarantined"]["duplicate_id"] == 1
+
+
+def _split_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Split every region file (no size floor); record each range parse's outcome ("ok" / "fallback")."""
+    monkeypatch.setattr(fused_mod, "_MIN_SPLIT_BYTES", 0)
+    outcomes: list[str] = []
+    real = fused_mod._parse_ranges
+
+    def spy(*a: Any, **k: Any) -> Any:
+        try:
+            res = real(*a, **k)
+        except LakeInputError:
+            outcomes.append("fallback")
+            raise
+        outcomes.append("ok")
+        return res
+
+    monkeypatch.setattr(fused_mod, "_parse_ranges", spy)
+    return outcomes
+
+
+@pytest.mark.parametrize("threads", [2, 5])
+def test_range_parses_equal_generic(corpus: Path, tmp_path: Path, threads: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file parsed as 2 / 5 byte ranges at once: identical tables (quarantine locators included: the
+    planted bad rows sit in the last range, the sample's own in the others) and stats."""
+    outcomes = _split_spy(monkeypatch)
+    monkeypatch.setattr(fused_mod, "_BATCH_ROWS", 7)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    _plant(raw, _EDGE)
+    fused, generic, seen = _both(raw, tmp_path, monkeypatch, threads=threads)
+    assert outcomes == ["ok"] and seen[0] is not None
+    assert fused == generic
+    locs = [r for r in generic["tables"]["quarantine"] if "regions[" in repr(r)]
+    assert any("[40].regions[0]" in repr(r) for r in locs)  # the planted bad image id, element 40
+
+
+def test_phrases_holding_the_separator_split_soundly(corpus: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every phrase holds ``}, {"regions": [`` (escaped in the file): the cuts still fall between images
+    and the tables equal the generic path's."""
+    outcomes = _split_spy(monkeypatch)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    data = json.loads(p.read_text())
+    for img in data:
+        for r in img["regions"]:
+            r["phrase"] = f'{r.get("phrase")} }}, {{"regions": [{{"region_id": 1}}'
+    p.write_text(json.dumps(data))
+    fused, generic, _ = _both(raw, tmp_path, monkeypatch, threads=4)
+    assert outcomes == ["ok"]
+    assert fused == generic
+
+
+def test_a_cut_below_the_top_level_falls_back_to_one_parse(corpus: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Region objects that start with a ``regions`` key: the separator pattern also occurs between two
+    regions (depth 3), a range ends there, DuckDB rejects it, the file is parsed whole: same tables."""
+    outcomes = _split_spy(monkeypatch)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    data = json.loads(p.read_text())
+    for img in data:
+        img["regions"] = [{"regions": 0, **r} for r in img["regions"]]
+    p.write_text(json.dumps(data))
+    fused, generic, seen = _both(raw, tmp_path, monkeypatch, threads=6)
+    assert outcomes == ["fallback"] and seen[0] is not None
+    assert fused == generic
+    assert not [f for f in (tmp_path / "lake-True" / "_tmp").rglob("*") if f.is_file()]
+
+
+def test_a_bad_middle_with_ranges_still_names_the_file(corpus: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A malformed number in the middle of the file: a range fails, the whole parse fails too, and the
+    error names the region file; nothing is left behind."""
+    outcomes = _split_spy(monkeypatch)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    text = p.read_text()
+    i = text.index('"x"', len(text) // 2)
+    p.write_text(text[:i] + '"x": 1x2, ' + text[i:])
+    lake = tmp_path / "lake"
+    with pytest.raises(LakeInputError, match=r"vg/region_descriptions\.json"):
+        ingest_source(IngestConfig(raw_root=raw, out=lake, threads=3), "vg")
+    assert outcomes == ["fallback"]
+    assert not (lake / "regions" / "source=vg").exists()
+    assert not list((lake / "_tmp").iterdir())
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_ids_must_increase_across_ranges(corpus: Path, tmp_path: Path, swap: bool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids 1, 2, 3, ... in file order skip the id lookup on the split path; the two halves swapped (ids
+    increase inside each range, not across them) run it, and the tables still equal the generic path's."""
+    outcomes = _split_spy(monkeypatch)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    data = json.loads(p.read_text())
+    k = 0
+    for img in data:
+        for r in img["regions"]:
+            k += 1
+            r.pop("id", None)
+            r["region_id"] = k
+    if swap:
+        data = data[len(data) // 2:] + data[: len(data) // 2]
+    p.write_text(json.dumps(data))
+    queries: list[str] = []
+    real = SqlRunner.query
+
+    def spy(self: SqlRunner, name: str, **params: Any) -> Any:
+        queries.append(name)
+        return real(self, name, **params)
+
+    monkeypatch.setattr(SqlRunner, "query", spy)
+    fused, generic, seen = _both(raw, tmp_path, monkeypatch, threads=2)
+    assert outcomes == ["ok"] and seen[0] is not None
+    assert fused == generic
+    assert ("fused_ids_check" in queries) is swap
+
+
+def test_split_chain_checks_ids_across_parts() -> None:
+    parts = []
+    for ids in ([1, 2], [], [3, 9], [None]):
+        s = fused_mod._Split()
+        s.see_ids(pa.array(ids, pa.int64()))
+        parts.append(s)
+    assert fused_mod._Split.chain(parts).ids_increasing
+    assert (fused_mod._Split.chain(parts).first_id, fused_mod._Split.chain(parts).last_id) == (1, 9)
+    assert not fused_mod._Split.chain([parts[2], parts[0]]).ids_increasing
+    assert not fused_mod._Split.chain([parts[0], parts[0]]).ids_increasing  # 2 then 1: equal/decreasing

@@ -18,6 +18,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,31 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
     paths = getattr(cfg, source)
     if paths is None:
         raise ValueError(f"source {source!r} is disabled in the config")
-    fingerprint = fingerprint or source_fingerprint(cfg, source)
-    if not force and is_current(cfg.out, source, fingerprint):
-        m = read_manifest(cfg.out, source) or {}
-        return {**m.get("stats", {}), "skipped": True}
+    pending: Future[str] | None = None
+    if fingerprint is None and (force or read_manifest(cfg.out, source) is None):
+        # Nothing to compare the fingerprint with (or told to re-ingest): it is needed only for the
+        # manifest, so the inputs are hashed (sha256 + UTF-8 check, one read) in a thread while the parse
+        # runs - on two cores that read is off the critical path (bench/RESULTS.md, issue 3).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint")
+        pending = pool.submit(source_fingerprint, cfg, source)
+        pool.shutdown(wait=False)  # its one job still runs; result() waits for it
+    else:
+        fingerprint = fingerprint or source_fingerprint(cfg, source)
+        if not force and is_current(cfg.out, source, fingerprint):
+            m = read_manifest(cfg.out, source) or {}
+            return {**m.get("stats", {}), "skipped": True}
+    try:
+        return _ingest(cfg, source, paths, fingerprint, pending)
+    except BaseException:
+        if pending is not None:
+            pending.result()  # an input error the fingerprint found (missing file, non-UTF-8) names the cause best
+        raise
+
+
+def _ingest(cfg: IngestConfig, source: str, paths: Any, fingerprint: str | None,
+            pending: Future[str] | None) -> dict[str, Any]:
+    """:func:`ingest_source` past the skip check; ``pending`` delivers the fingerprint when it was hashed
+    alongside (it is awaited before anything is written to the lake)."""
     t0 = time.perf_counter()
     (cfg.out / "_tmp").mkdir(parents=True, exist_ok=True)
     stage = cfg.out / "_tmp" / f"stage-{source}-{uuid.uuid4().hex}"
@@ -114,6 +136,8 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
             run.insert("t_boxes", "fused_quarantine")
         run.stage("t_splits", "final_splits")
         entities = _stats(run, source, fused)
+        if pending is not None:
+            fingerprint = pending.result()
         stats = {"source": source, "fingerprint": fingerprint, "skipped": False, "entities": entities,
                  "seconds": round(time.perf_counter() - t0, 3)}
         manifest = {"source": source, "fingerprint": fingerprint, "stats": stats,
