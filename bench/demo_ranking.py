@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float)
     ap.add_argument("--vision-lr-mult", type=float)
     ap.add_argument("--negatives", choices=["hard", "uniform"], help="model itm_negatives")
+    ap.add_argument("--workers", type=int, help="data.num_workers")
     a = ap.parse_args()
 
     import numpy as np
@@ -61,7 +62,7 @@ def main() -> None:
         preset.pop(k, None)
     data, optim = preset["data"], preset["optim"]
     for value, where, key in [(a.steps, preset, "steps"), (a.seed, preset, "seed"), (a.batch, data, "batch_texts"),
-                              (a.mixing, data, "mixing"), (a.region_prob, data, "region_prob"),
+                              (a.mixing, data, "mixing"), (a.workers, data, "num_workers"), (a.region_prob, data, "region_prob"),
                               (a.scale_min, data, "scale_min"), (a.lr, optim, "lr"),
                               (a.vision_lr_mult, optim, "vision_lr_mult"),
                               (a.negatives, preset["model_overrides"], "itm_negatives")]:
