@@ -5,7 +5,7 @@ Builds the demo shards once under ``--work`` (sample corpus -> lake -> shards, t
 reports what tests/inference checks: over the first 64 demo images with distinct first captions, in groups
 of 8, for how many the matching caption scores highest by ITC and by ITM (chance: 8 of 64). Also the mean
 pairwise cosine of 8 captions' text features (near 1: the text tower gives every caption the same feature)
-and the smoothed first / last losses. docs/training.md ("Caption ranking after the demo") lists the runs.
+and each loss's mean over its first / last 20 updates (``flows.pretrain.loss_windows``). docs/training.md ("Caption ranking after the demo") lists the runs.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/demo_ranking.py --threads 1              # the preset as is
     OMP_NUM_THREADS=1 .venv/bin/python bench/demo_ranking.py --threads 1 --mixing mixed --batch 16 --steps 150
@@ -41,10 +41,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, help="data.num_workers")
     a = ap.parse_args()
 
-    import numpy as np
     import torch
 
     torch.set_num_threads(a.threads)
+    from flows.pretrain import loss_windows
     from tests.inference.test_inference import caption_ranking, ranking_set
     from tests.viz.demo_build import build_demo_shards
     from xvlm.inference import load
@@ -88,13 +88,11 @@ def main() -> None:
         cos = tf @ tf.T
         off_diag = float((cos.sum() - cos.diag().sum()) / (8 * 7))
 
-    def window(key: str) -> list[float]:
-        v = np.array([r[key] for r in res.losses])
-        return [round(float(v[:20].mean()), 3), round(float(v[-20:].mean()), 3)]
+    first, last = loss_windows(res.losses)  # each loss over the updates that computed it
 
     print(json.dumps({"steps": res.step, "updates": res.updates, "train_s": round(secs), "threads": a.threads,
                       "top_itc_of_64": top_itc, "top_itm_of_64": top_itm, "caption_cosine": round(off_diag, 3),
-                      **{k: window(k) for k in ("itc", "itm", "mlm", "bbox_l1", "bbox_giou")}}))
+                      **{k: [round(first[k], 3), round(last[k], 3)] for k in first}}))
 
 
 if __name__ == "__main__":

@@ -292,6 +292,23 @@ def test_range_parses_equal_generic(corpus: Path, tmp_path: Path, threads: int,
     assert any("[40].regions[0]" in repr(r) for r in locs)  # the planted bad image id, element 40
 
 
+def test_range_files_that_cannot_be_written_fall_back_to_one_parse(corpus: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for the range files (ENOSPC while copying): the file is parsed whole, same tables."""
+    import errno
+
+    outcomes = _split_spy(monkeypatch)
+
+    def full_disk(*a: Any, **k: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fused_mod, "write_range", full_disk)
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    fused, generic, seen = _both(raw, tmp_path, monkeypatch, threads=2)
+    assert outcomes == ["fallback"] and seen[0] is not None
+    assert fused == generic
+
+
 def test_phrases_holding_the_separator_split_soundly(corpus: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Every phrase holds ``}, {"regions": [`` (escaped in the file): the cuts still fall between images

@@ -49,11 +49,11 @@ def test_ranges_cover_whole_elements_in_order(tmp_path: Path, indent: int | None
     assert all(raw[b:a2].replace(b" ", b"").replace(b"\n", b"") == b"," for (_, b), (a2, _) in zip(rs, rs[1:], strict=False))
 
 
-@pytest.mark.parametrize("kernel_copy", ["ok", "unsupported", "absent"])
+@pytest.mark.parametrize("kernel_copy", ["ok", "unsupported", "stops", "absent"])
 def test_range_file_bytes_do_not_depend_on_the_copy_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         kernel_copy: str) -> None:
-    """``os.copy_file_range`` copies the body when it works; where it fails (EXDEV, ENOSYS...) or is missing,
-    bounded reads copy the rest: the range file is the same bytes."""
+    """``os.copy_file_range`` copies the body when it works; where it fails (EXDEV, ENOSYS...), stops early
+    (returns 0 before the end) or is missing, bounded reads copy the rest: the range file is the same bytes."""
     import errno
     import os
 
@@ -62,12 +62,14 @@ def test_range_file_bytes_do_not_depend_on_the_copy_path(tmp_path: Path, monkeyp
     raw = p.read_bytes()
     (a, b), _ = ranges.element_ranges(p, 2)
     monkeypatch.setattr(ranges, "_READ", 1000)  # several reads
-    if kernel_copy == "unsupported":
+    if kernel_copy in ("unsupported", "stops"):
         real, calls = os.copy_file_range, []
 
         def flaky(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
             calls.append(count)
-            if len(calls) > 1:  # fails after copying part of the body
+            if len(calls) > 1:  # fails / stops after copying part of the body
+                if kernel_copy == "stops":
+                    return 0
                 raise OSError(errno.EXDEV, "cross-device")
             return real(src, dst, min(count, 777), offset_src)
 

@@ -64,12 +64,16 @@ def _post(url: str, body: dict) -> dict:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("serve") / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    s = Served(subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--home", str(home),
-         "--prefect-port", str(pport := free_port()), "--mlflow-port", str(mport := free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        # as if started by `xvlm serve &` from a script: SIGINT arrives ignored; Ctrl-C must still stop it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)), home, pport, mport)
+    # As if started by `xvlm serve &` from a script: serve inherits SIGINT ignored (an ignored signal stays
+    # ignored across exec), and Ctrl-C must still stop it (test_ctrl_c_stops_every_process).
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        s = Served(subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", "--home", str(home),
+             "--prefect-port", str(pport := free_port()), "--mlflow-port", str(mport := free_port())],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env), home, pport, mport)
+    finally:
+        signal.signal(signal.SIGINT, old)
     try:
         s.output = _wait_for_line(s.proc, "ready", timeout=180)
         s.pids = json.loads((home / PID_FILE).read_text())

@@ -218,8 +218,12 @@ def _parse_ranges(run: SqlRunner, cfg: IngestConfig, p: VgPaths, src: Path, rang
     runners: list[SqlRunner] = []
     run.con.execute("SET threads = 1")  # one DuckDB thread per range: the ranges are the parallelism
     try:
-        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:  # the copies run in the kernel, GIL free
-            list(pool.map(lambda job: write_range(src, *job[0], job[1], token), zip(ranges, files, strict=True)))
+        try:
+            with ThreadPoolExecutor(max_workers=len(ranges)) as pool:  # the copies run in the kernel, GIL free
+                list(pool.map(lambda job: write_range(src, *job[0], job[1], token),
+                              zip(ranges, files, strict=True)))
+        except OSError as exc:  # no room for the range files (~ the file's size in LAKE/_tmp), a short read
+            raise LakeInputError(src, f"range files not written ({exc}); parsing the file whole") from exc
         streams, schemas = [], []
         for f in files:
             r = run.fork()
@@ -235,10 +239,14 @@ def _parse_ranges(run: SqlRunner, cfg: IngestConfig, p: VgPaths, src: Path, rang
         q_batches: list[list[pa.RecordBatch]] = [[] for _ in ranges]
         counts = _split_streams(schemas[0], streams, out_path, q_batches)
     finally:
-        for r in runners:  # closing a cursor drops its open result and settings
-            r.close()
-        run.con.execute(f"SET threads = {int(cfg.threads)}")
-        remove(files)
+        try:
+            for r in runners:  # closing a cursor drops its open result and settings
+                r.close()
+        finally:
+            try:
+                run.con.execute(f"SET threads = {int(cfg.threads)}")
+            finally:
+                remove(files)
     tables, offset = [], 0
     for c, qb in zip(counts, q_batches, strict=True):
         t, n_elements = _end_of_range(pa.Table.from_batches(qb, schemas[0]), token)
@@ -266,8 +274,9 @@ def fused_vg_regions(run: SqlRunner, cfg: IngestConfig, p: VgPaths, out_path: Pa
     Needs ``t_images`` (the box rule joins image sizes). Returns None - and leaves nothing written -
     when a region id could repeat (non-integer or repeated ids): the caller then runs the generic path.
     With ``cfg.threads`` > 1 and a file of at least ``_MIN_SPLIT_BYTES``, the file is parsed as that many
-    byte ranges at once (:mod:`xvlm.data.lake.ranges`); a range that does not parse means the split is
-    dropped and the file parsed whole, so the result (and any error, naming the file) is the same.
+    byte ranges at once (:mod:`xvlm.data.lake.ranges`); a range that does not parse, or range files that
+    cannot be written, mean the split is dropped and the file parsed whole, so the result (and any error,
+    naming the file) is the same.
     """
     src = cfg.resolve(p.region_descriptions)
     # DuckDB cannot estimate a JSON file's size (it guesses a few dozen rows) and would build the join's
