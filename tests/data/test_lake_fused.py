@@ -224,13 +224,8 @@ def test_ids_increasing_is_tracked_across_batches(batches: list[list[int | None]
     assert s.ids_increasing is increasing
 
 
-@pytest.mark.parametrize("dup", [False, True])
-def test_increasing_ids_skip_the_id_lookup(corpus: Path, tmp_path: Path, dup: bool,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Region ids renumbered 1, 2, 3, ... in file order (the bench's and VG's order): the fused pass
-    trusts the stream and runs no fused_ids_check; an adjacent repeated id still falls back."""
-    raw = copy_corpus(corpus, tmp_path / "raw")
-    p = raw / "vg/region_descriptions.json"
+def _renumbered_regions(p: Path) -> list[dict]:
+    """The region file's images with region ids renumbered 1, 2, 3, ... in file order (VG's order)."""
     data = json.loads(p.read_text())
     k = 0
     for img in data:
@@ -238,9 +233,11 @@ def test_increasing_ids_skip_the_id_lookup(corpus: Path, tmp_path: Path, dup: bo
             k += 1
             r.pop("id", None)
             r["region_id"] = k
-    if dup:
-        data[-1]["regions"].append(dict(data[-1]["regions"][-1]))
-    p.write_text(json.dumps(data))
+    return data
+
+
+def _query_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the SQL files run through ``SqlRunner.query``, in order."""
     queries: list[str] = []
     real = SqlRunner.query
 
@@ -249,6 +246,21 @@ def test_increasing_ids_skip_the_id_lookup(corpus: Path, tmp_path: Path, dup: bo
         return real(self, name, **params)
 
     monkeypatch.setattr(SqlRunner, "query", spy)
+    return queries
+
+
+@pytest.mark.parametrize("dup", [False, True])
+def test_increasing_ids_skip_the_id_lookup(corpus: Path, tmp_path: Path, dup: bool,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Region ids renumbered 1, 2, 3, ... in file order (the bench's and VG's order): the fused pass
+    trusts the stream and runs no fused_ids_check; an adjacent repeated id still falls back."""
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    p = raw / "vg/region_descriptions.json"
+    data = _renumbered_regions(p)
+    if dup:
+        data[-1]["regions"].append(dict(data[-1]["regions"][-1]))
+    p.write_text(json.dumps(data))
+    queries = _query_spy(monkeypatch)
     fused, generic, seen = _both(raw, tmp_path, monkeypatch)
     assert fused == generic
     assert (seen == [None]) is dup
@@ -369,24 +381,11 @@ def test_ids_must_increase_across_ranges(corpus: Path, tmp_path: Path, swap: boo
     outcomes = _split_spy(monkeypatch)
     raw = copy_corpus(corpus, tmp_path / "raw")
     p = raw / "vg/region_descriptions.json"
-    data = json.loads(p.read_text())
-    k = 0
-    for img in data:
-        for r in img["regions"]:
-            k += 1
-            r.pop("id", None)
-            r["region_id"] = k
+    data = _renumbered_regions(p)
     if swap:
         data = data[len(data) // 2:] + data[: len(data) // 2]
     p.write_text(json.dumps(data))
-    queries: list[str] = []
-    real = SqlRunner.query
-
-    def spy(self: SqlRunner, name: str, **params: Any) -> Any:
-        queries.append(name)
-        return real(self, name, **params)
-
-    monkeypatch.setattr(SqlRunner, "query", spy)
+    queries = _query_spy(monkeypatch)
     fused, generic, seen = _both(raw, tmp_path, monkeypatch, threads=2)
     assert outcomes == ["ok"] and seen[0] is not None
     assert fused == generic

@@ -207,6 +207,15 @@ def _shift_locators(t: pa.Table, offset: int) -> pa.Table:
     return t.set_column(i, t.schema.field(i), pa.array(locs, t.schema.field(i).type))
 
 
+def _fused_stream(run: SqlRunner, cfg: IngestConfig, p: VgPaths,
+                  path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The fused regions query over ``path`` (the region file or one range file of it) as Arrow batches;
+    errors name the configured region file."""
+    return run.stream("fused_regions_stream", ctes={"fused_regions": "vg_regions_fused"},
+                      file=p.region_descriptions, batch_rows=_BATCH_ROWS, path=path,
+                      min_kept_fraction=cfg.min_kept_fraction)
+
+
 def _parse_ranges(run: SqlRunner, cfg: IngestConfig, p: VgPaths, src: Path, ranges: list[tuple[int, int]],
                   out_path: Path) -> tuple[pa.Schema, _Split, pa.Table]:
     """The fused stream of each byte range (own range file, own cursor, own thread) into ``out_path``.
@@ -229,9 +238,7 @@ def _parse_ranges(run: SqlRunner, cfg: IngestConfig, p: VgPaths, src: Path, rang
             r = run.fork()
             runners.append(r)
             r.con.execute("SET disabled_optimizers = 'build_side_probe_side'")  # see fused_vg_regions
-            schema, batches = r.stream("fused_regions_stream", ctes={"fused_regions": "vg_regions_fused"},
-                                       file=p.region_descriptions, batch_rows=_BATCH_ROWS,
-                                       path=f, min_kept_fraction=cfg.min_kept_fraction)
+            schema, batches = _fused_stream(r, cfg, p, f)
             schemas.append(schema)
             streams.append(batches)
         if any(s != schemas[0] for s in schemas):
@@ -261,9 +268,7 @@ def _parse_whole(run: SqlRunner, cfg: IngestConfig, p: VgPaths, src: Path,
                  out_path: Path) -> tuple[pa.Schema, _Split, pa.Table]:
     """The fused stream of the whole file (one parse) into ``out_path``."""
     q_batches: list[pa.RecordBatch] = []
-    schema, batches = run.stream("fused_regions_stream", ctes={"fused_regions": "vg_regions_fused"},
-                                 file=p.region_descriptions, batch_rows=_BATCH_ROWS, path=src,
-                                 min_kept_fraction=cfg.min_kept_fraction)
+    schema, batches = _fused_stream(run, cfg, p, src)
     counts = _split_stream(schema, batches, out_path, q_batches)
     return schema, counts, pa.Table.from_batches(q_batches, schema)
 
