@@ -1,0 +1,17 @@
+"""The one exception type for bad input.
+
+``BadInput`` is what the library raises when the user can fix the problem: a missing or malformed file,
+an unknown config key, a preset that does not exist. The CLI prints it as one line naming the file and
+the fix and exits 2; anything else is a bug and keeps its traceback (exit 1), ``--verbose`` or not.
+It subclasses ``ValueError`` so callers that caught ``ValueError`` before keep working.
+"""
+
+from __future__ import annotations
+
+
+class BadInput(ValueError):
+    """Input the user can fix (a file, a config key, a preset, a command-line value)."""
+
+
+class MissingInput(BadInput, FileNotFoundError):
+    """A file or folder the command needs does not exist (also a ``FileNotFoundError``)."""

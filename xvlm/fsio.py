@@ -1,0 +1,63 @@
+"""Atomic file writes: the one implementation every stage uses (DEVELOPERS.md, "one implementation each").
+
+A reader (a resumed run, a skip check, a concurrent query) must see either the old file or the whole new
+one, never a half-written file: the bytes go to a hidden temporary file in the same folder (same file
+system, so ``os.replace`` is an atomic rename), which is fsync'ed and then renamed over the target. A
+writer that dies leaves only a ``.<name>.<random>.tmp`` file behind, never a truncated target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def temp_path(path: Path) -> Path:
+    """A unique hidden sibling of ``path`` (same folder, so the final rename is atomic)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write ``path``'s new content into; rename it over ``path`` on success.
+
+    For writers that want a path rather than bytes (Parquet, tar, PNG, DuckDB). On any exception the
+    temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        if fsync and tmp.is_file():
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    with atomic_path(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str, fsync: bool = True) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    return write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+def write_json(path: str | Path, doc: Any, indent: int | None = 2, sort_keys: bool = True,
+               fsync: bool = True) -> Path:
+    """``doc`` as JSON (``default=str`` for paths and the like), written atomically."""
+    return write_text(path, json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str), fsync=fsync)
