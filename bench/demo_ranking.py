@@ -5,7 +5,7 @@ Builds the demo shards once under ``--work`` (sample corpus -> lake -> shards, t
 reports what tests/inference checks: over the first 64 demo images with distinct first captions, in groups
 of 8, for how many the matching caption scores highest by ITC and by ITM (chance: 8 of 64). Also the mean
 pairwise cosine of 8 captions' text features (near 1: the text tower gives every caption the same feature)
-and each loss's mean over its first / last 20 updates (``flows.pretrain.loss_windows``). docs/training.md ("Caption ranking after the demo") lists the runs.
+and each loss's mean over its first / last 20 updates (``xvlm.pipeline.stages.loss_windows``). docs/training.md ("Caption ranking after the demo") lists the runs.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/demo_ranking.py --threads 1              # the preset as is
     OMP_NUM_THREADS=1 .venv/bin/python bench/demo_ranking.py --threads 1 --mixing mixed --batch 16 --steps 150
@@ -44,10 +44,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from flows.pretrain import loss_windows
     from tests.inference.test_inference import caption_ranking, ranking_set
     from tests.viz.demo_build import build_demo_shards
     from xvlm.inference import load
+    from xvlm.pipeline.stages import loss_windows
     from xvlm.train import PretrainConfig, train
 
     done = a.work / "build.txt"

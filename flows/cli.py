@@ -3,8 +3,9 @@
 It lives in ``flows/`` (the orchestration layer) because the stages it runs are Prefect flows and
 ``xvlm/`` must never import Prefect. Imports are lazy so ``xvlm --help`` stays fast.
 
-Errors on bad input are one line naming the file and the fix, with exit code 2; ``--verbose``
-shows the traceback instead.
+Bad input (``xvlm.errors.BadInput``, raised by the library or the CLI's own checks) is one line naming
+the file and the fix, exit code 2; ``--verbose`` shows its traceback. Any other exception is a bug: it
+keeps its traceback and exits 1, ``--verbose`` or not.
 """
 
 from __future__ import annotations
@@ -16,17 +17,10 @@ from typing import Annotated
 
 import typer
 
-# Offline and telemetry off unless the user says otherwise (see DEVELOPERS.md); must precede
-# any import of prefect, mlflow or transformers.
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    # Prefect's local API server gets 20 s to start by default: too short on a busy 2-core machine
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}.items():
-    os.environ.setdefault(_key, _value)
+from xvlm.envdefaults import apply_offline_defaults
+from xvlm.errors import BadInput
+
+apply_offline_defaults()  # offline, telemetry off (DEVELOPERS.md): must precede any prefect / mlflow import
 
 app = typer.Typer(
     name="xvlm",
@@ -41,8 +35,6 @@ app.add_typer(lake_app, name="lake")
 _state: dict[str, bool] = {"verbose": False}
 
 
-class UserError(Exception):
-    """Bad input the user can fix; printed as one line (no traceback) unless --verbose."""
 
 
 @app.callback()
@@ -93,7 +85,7 @@ def ingest(
 
 def _require_lake(lake: Path) -> None:
     if not (lake / "_manifest").is_dir():
-        raise UserError(f"{lake}: not a lake (no _manifest/); run `xvlm ingest RAW_ROOT {lake}` first")
+        raise BadInput(f"{lake}: not a lake (no _manifest/); run `xvlm ingest RAW_ROOT {lake}` first")
 
 
 @lake_app.command("stats")
@@ -125,7 +117,7 @@ def lake_sql(
     except Exception as exc:  # duckdb's errors do not share a base class with ours
         if type(exc).__module__.split(".")[0].lstrip("_") != "duckdb":
             raise
-        raise UserError(f"{lake / 'lake.duckdb'}: query failed: {str(exc).splitlines()[0]}") from exc
+        raise BadInput(f"{lake / 'lake.duckdb'}: query failed: {str(exc).splitlines()[0]}") from exc
     table = Table(*columns)
     for row in rows:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
@@ -144,7 +136,7 @@ def shards(
     from flows.shards import run_shards
 
     if not (lake / "lake.duckdb").is_file():
-        raise UserError(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
+        raise BadInput(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
     totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask)
     typer.echo(f"{totals['samples_written']} samples in {totals['n_shards']} shards at {totals['out']}")
 
@@ -162,13 +154,20 @@ def pretrain(
              "Default: the preset's downstream.evaluations.")] = None,
     downstream_root: Annotated[Path | None, typer.Option(help="Downstream files for the evaluation (default: "
                                                          "the preset's, else --raw-root).")] = None,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the resolved run configuration (preset + options) as JSON and exit.")] = False,
 ) -> None:
     """Run the DAG ingest -> shards -> pre-training -> evaluation (unchanged stages are skipped; training
     resumes; a checkpoint already evaluated with the same settings is not evaluated again)."""
+    evaluations = None if evaluation is None else [e for e in evaluation if e != "none"]
+    if print_config:
+        from xvlm.pipeline.config import resolve_run, to_json
+
+        typer.echo(to_json(resolve_run(preset, steps=steps, evaluations=evaluations)))
+        return
     from flows.demo import evaluation_lines
     from flows.pretrain import pretrain as pretrain_flow
 
-    evaluations = None if evaluation is None else [e for e in evaluation if e != "none"]
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
                            steps=steps, devices=devices, evaluations=evaluations,
                            downstream_root=str(downstream_root) if downstream_root else None)
@@ -177,6 +176,7 @@ def pretrain(
         typer.echo("\n".join(lines))
 
 
+DEFAULT_K = 128  # = xvlm.pipeline.config.DEFAULT_K (a test keeps them equal; imported lazily for a fast --help)
 EVAL_TASKS = ("zero-shot-retrieval", "zero-shot-grounding", "retrieval", "grounding", "vqa", "nlvr2", "caption")
 
 
@@ -194,7 +194,7 @@ def evaluate(
     model: Annotated[str | None, typer.Option(help="Model config (needed for a released reference checkpoint; "
                                               "read from ours).")] = None,
     dataset: Annotated[str, typer.Option(help="Retrieval dataset: coco or flickr30k.")] = "coco",
-    k: Annotated[int, typer.Option(help="Retrieval: ITC candidates re-ranked by ITM.")] = 128,
+    k: Annotated[int, typer.Option(help="Retrieval: ITC candidates re-ranked by ITM.")] = DEFAULT_K,
     image_size: Annotated[int | None, typer.Option(help="Resolution (the paper fine-tunes at 384); default: "
                                                    "the checkpoint's.")] = None,
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 10,
@@ -210,7 +210,7 @@ def evaluate(
     """Evaluate a checkpoint on downstream tasks (zero-shot, or fine-tune then test); one MLflow run per task."""
     bad = sorted(set(task or []) - set(EVAL_TASKS))
     if bad:
-        raise UserError(f"unknown --task {bad}; choose from {', '.join(EVAL_TASKS)}")
+        raise BadInput(f"unknown --task {bad}; choose from {', '.join(EVAL_TASKS)}")
     tasks = list(dict.fromkeys(task or ["zero-shot-retrieval", "zero-shot-grounding"]))
     if ":/" not in checkpoint or Path(checkpoint).exists():
         from xvlm.inference import resolve_checkpoint
@@ -218,16 +218,18 @@ def evaluate(
         try:
             checkpoint = str(resolve_checkpoint(checkpoint).resolve())
         except FileNotFoundError as exc:
-            raise UserError(f"{checkpoint}: no such checkpoint file (pass a file, a training out_dir with "
+            raise BadInput(f"{checkpoint}: no such checkpoint file (pass a file, a training out_dir with "
                             "checkpoints/latest, or an MLflow URI runs:/<run>/<path>)") from exc
     if not raw_root.is_dir():
-        raise UserError(f"{raw_root}: no such directory (the downstream files' root; `xvlm sample-corpus DIR` "
+        raise BadInput(f"{raw_root}: no such directory (the downstream files' root; `xvlm sample-corpus DIR` "
                         "writes a small one)")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
-    from flows.evaluate import FinetuneOptions, finetune_grounding, finetune_retrieval, format_downstream
     from flows.evaluate import evaluate as evaluate_flow
+    from flows.evaluate import finetune_grounding, finetune_retrieval
+    from xvlm.pipeline.config import FinetuneOptions
+    from xvlm.pipeline.retrieval_grounding import format_downstream
 
     common = {"model": model, "pretrain_run_id": pretrain_run_id}
     opts = FinetuneOptions(epochs=epochs, max_steps=steps, image_size=image_size, vision_lr_mult=vision_lr_mult,
@@ -245,8 +247,9 @@ def evaluate(
     lines = format_downstream(result).splitlines()
     if vl := [t for t in ("vqa", "nlvr2", "caption") if t in tasks]:
         from flows.evaluate import resolve_checkpoint as fetch
-        from flows.finetune_vl import format_vl, run_downstream
+        from flows.finetune_vl import run_downstream
         from xvlm.eval.checkpoint import load_checkpoint
+        from xvlm.pipeline.vl_tasks import format_vl
 
         local = fetch.fn(checkpoint)  # the VL flows read a local file; an MLflow URI is downloaded once here
         cfg = {"epochs": epochs, "max_steps": steps, **({"lr": lr} if lr is not None else {}),
@@ -268,12 +271,21 @@ def show(
     from xvlm.viz import show_sample
 
     if not (build / "manifest.parquet").is_file():
-        raise UserError(f"{build}: no manifest.parquet; pass the build folder that `xvlm shards` printed")
+        raise BadInput(f"{build}: no manifest.parquet; pass the build folder that `xvlm shards` printed")
     try:
         path = show_sample(build, key, out or Path(f"{key}.png"))
     except KeyError as exc:
-        raise UserError(f"{build / 'manifest.parquet'}: no sample with key {key!r}") from exc
+        raise BadInput(f"{build / 'manifest.parquet'}: no sample with key {key!r}") from exc
     typer.echo(f"wrote {path}")
+
+
+def _model_option(model: str | None, variant: str | None) -> str | None:
+    """``--variant`` was this option's name until 0.1 (one name per knob now: ``--model``, as in ``evaluate``)."""
+    if variant is not None:
+        typer.echo("warning: --variant is deprecated, use --model", err=True)
+        if model is not None and model != variant:
+            raise BadInput(f"--model {model!r} and --variant {variant!r} disagree; pass --model only")
+    return model or variant
 
 
 @app.command()
@@ -282,14 +294,15 @@ def ground(
     text: Annotated[str, typer.Argument(help='A referring expression, e.g. "the red circle".')],
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or training out_dir.")],
     out: Annotated[Path | None, typer.Option(help="PNG with the predicted box drawn.")] = None,
-    variant: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
+    variant: Annotated[str | None, typer.Option(hidden=True, help="Deprecated name of --model.")] = None,
 ) -> None:
     """Predict the box of TEXT in IMAGE (x, y, w, h in the image's pixels)."""
     from xvlm.inference import load
 
     if not image.is_file():
-        raise UserError(f"{image}: no such image file")
-    predictor = load(checkpoint, variant=variant)
+        raise BadInput(f"{image}: no such image file")
+    predictor = load(checkpoint, variant=_model_option(model, variant))
     (x, y, w, h), _ = predictor.ground_picture(image, text, out_png=out)
     typer.echo(f"box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f}" + (f" (picture: {out})" if out else ""))
 
@@ -299,14 +312,15 @@ def score(
     image: Annotated[Path, typer.Argument(help="An image file.")],
     texts: Annotated[list[str], typer.Argument(help="Candidate captions.")],
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or training out_dir.")],
-    variant: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
+    variant: Annotated[str | None, typer.Option(hidden=True, help="Deprecated name of --model.")] = None,
 ) -> None:
     """ITC and ITM scores of each caption against IMAGE, best first."""
     from xvlm.inference import load
 
     if not image.is_file():
-        raise UserError(f"{image}: no such image file")
-    s = load(checkpoint, variant=variant).score(image, texts)
+        raise BadInput(f"{image}: no such image file")
+    s = load(checkpoint, variant=_model_option(model, variant)).score(image, texts)
     for itm, itc, t in sorted(zip(s["itm"], s["itc"], texts, strict=True), reverse=True):
         typer.echo(f"itm {itm:.3f}  itc {itc:7.3f}  {t}")
 
@@ -342,10 +356,11 @@ def serve(
 
 
 def main() -> None:
-    """Console-script entry point: turn user errors into one clear line and exit code 2."""
+    """Console-script entry point: bad input becomes one clear line and exit code 2; bugs keep their
+    traceback (exit 1)."""
     try:
         app()
-    except (UserError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except BadInput as exc:
         if _state["verbose"]:
             raise
         typer.echo(f"error: {exc}", err=True)

@@ -20,22 +20,18 @@ from typing import Any
 
 def configure_local_services(out: Path) -> dict[str, str]:
     """Point Prefect and MLflow at files under ``out``; must run before either is imported."""
+    from xvlm.envdefaults import apply_offline_defaults
+
     out.mkdir(parents=True, exist_ok=True)
     env = {
         "PREFECT_HOME": str(out / ".prefect"),
         "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{out / 'mlflow.db'}",
-        "DO_NOT_TRACK": "true",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "HF_HUB_OFFLINE": "1",
-        # the default 20 s is too short for the local API server to come up on a busy 2-core box
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": os.environ.get(
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"),
     }
     os.environ.update(env)
     os.environ.pop("PREFECT_API_URL", None)
+    apply_offline_defaults()
     return env
 
 
@@ -93,13 +89,13 @@ def evaluation_lines(result: dict[str, Any]) -> list[str]:
     ev = result.get("evaluation")
     if not ev:
         return []
-    from flows.evaluate import format_downstream
+    from xvlm.pipeline.retrieval_grounding import format_downstream
 
     head = f"Evaluation of {Path(ev['checkpoint']).name} (pre-training run {ev['pretrain_run_id']})"
     head += ", reused: same checkpoint and settings as before" if ev.get("skipped") else ""
     lines = ["", head + ":", *("  " + line for line in format_downstream(ev).splitlines())]
     if ev.get("vl"):
-        from flows.finetune_vl import format_vl
+        from xvlm.pipeline.vl_tasks import format_vl
 
         lines += ["  " + line for line in format_vl(ev["vl"])]
     lines.append(f"  figures: MLflow artifacts figures/*.png of each run; outputs in {ev['out']}")

@@ -61,3 +61,11 @@ def write_json(path: str | Path, doc: Any, indent: int | None = 2, sort_keys: bo
                fsync: bool = True) -> Path:
     """``doc`` as JSON (``default=str`` for paths and the like), written atomically."""
     return write_text(path, json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str), fsync=fsync)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks (checkpoints are GBs)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

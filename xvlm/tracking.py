@@ -1,17 +1,31 @@
-"""MLflow tracking for pre-training: the only module in ``xvlm`` that imports mlflow.
+"""MLflow tracking: the only module in the repository that imports mlflow (a test scans every file).
 
-``MLflowCallback`` implements the loop's ``TrainCallback`` hooks (rank 0 only):
-- start: one run per pre-training (a resumed run continues the same MLflow run: its id is stored in
-  ``{out_dir}/mlflow_run_id``), the flattened config as params, tags (git commit, config hash and the
-  flow's recipe / manifest hashes), system metrics (CPU, memory, GPU when pynvml is present);
-- a PNG of the first batch's images with their boxes and texts (``preview/first_batch.png``);
-- per-step metrics: every loss, total, lr, grad norm, samples/s, tokens/s, corrupt samples;
-- every checkpoint as an artifact under ``checkpoints/step-XXXXXXXX`` (its step in the path and a tag).
+Every stage logs through it:
+- ``experiment_id``: experiments created once per name; with a local ``sqlite:///`` tracking URI the
+  artifacts are pinned under the run's work folder (MLflow's default ``./mlruns`` depends on the current
+  directory); a tracking server stores artifacts itself.
+- ``log_ingest_run`` / ``log_shards_run``: one run per data stage (rows in / loaded / quarantined; the data
+  report PNG and its numbers).
+- ``MLflowCallback`` (pre-training, the loop's ``TrainCallback``, rank 0 only): one run per pre-training (a
+  resumed run continues the same MLflow run: its id is stored in ``{out_dir}/mlflow_run_id``), the
+  flattened config as params, tags (git commit, config hash and the flow's recipe / manifest hashes),
+  system metrics (CPU, memory, GPU when pynvml is present), a PNG of the first batch's images with their
+  boxes and texts (``preview/first_batch.png``), per-step metrics (every loss, total, lr, grad norm,
+  samples/s, tokens/s, corrupt samples), every checkpoint under ``checkpoints/step-XXXXXXXX``.
+- ``start_run`` / ``log_metrics`` / ``log_figures`` / ``log_artifact`` / ``log_dict``: the evaluation
+  runs (one per downstream task, tagged with the pre-training run: ``xvlm.pipeline``), and
+  ``FinetuneMlflowCallback`` for their per-step losses and per-epoch validation metrics.
+- ``runs_exist`` (is an evaluation marker still backed by its runs) and ``download_artifact``
+  (a checkpoint given as ``runs:/...``, ``models:/...`` or ``mlflow-artifacts:/...``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +37,116 @@ from xvlm.data.loader import LoaderBatch
 from xvlm.train.loop import RunInfo, TrainCallback, TrainResult
 
 
+def tracking_uri() -> str | None:
+    """The tracking URI the stages log to (``MLFLOW_TRACKING_URI``; None: tracking off)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def experiment_id(name: str, work_dir: Path) -> str:
+    """The id of experiment ``name``, creating it (artifacts under ``work_dir/mlartifacts``) if needed."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    if mlflow.get_tracking_uri().startswith(("http://", "https://")):
+        return mlflow.create_experiment(name)
+    return mlflow.create_experiment(name, artifact_location=(Path(work_dir) / "mlartifacts").resolve().as_uri())
+
+
+def log_ingest_run(exp_id: str, result: dict[str, Any]) -> str:
+    """One run for the ingest stage: per-source rows in / loaded / quarantined, and the stats file."""
+    with mlflow.start_run(experiment_id=exp_id, run_name="ingest") as run:
+        mlflow.set_tags({"stage": "ingest", "lake_root": result["lake_root"]})
+        metrics: dict[str, float] = {}
+        for source, s in result["stats"].items():
+            for entity, e in s.get("entities", {}).items():
+                metrics[f"{source}.{entity}.rows_in"] = e["rows_in"]
+                metrics[f"{source}.{entity}.loaded"] = e["loaded"]
+                metrics[f"{source}.{entity}.quarantined"] = sum(e["quarantined"].values())
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(result["stats"], "ingest_stats.json")
+        return run.info.run_id
+
+
+def log_shards_run(exp_id: str, build_dir: Path, lake_root: Path, totals: dict[str, Any]) -> str:
+    """One run for the shards stage: the data report (PNG + its numbers: samples per source, removed
+    and leaked, quarantined by reason) and the build's totals."""
+    from xvlm.viz import data_report
+
+    report = data_report(build_dir, lake_root=lake_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name="shards") as run:
+        mlflow.set_tags({"stage": "shards", "build_dir": str(build_dir), "recipe": totals.get("recipe", ""),
+                         "recipe_hash": totals.get("recipe_hash", ""), "build_id": totals.get("build_id", "")})
+        mlflow.log_metrics({**report.metrics(), "shards": float(totals.get("n_shards", 0)),
+                            "samples_written": float(totals.get("samples_written", 0))})
+        mlflow.log_artifact(str(report.png), "report")
+        mlflow.log_dict(report.to_dict(), "report/data_report.json")
+        return run.info.run_id
+
+
+# ------------------------------------------------------------------------------------- evaluation runs
+@contextlib.contextmanager
+def start_run(experiment: str, work_dir: Path, name: str, tags: dict[str, str],
+              params: dict[str, Any]) -> Iterator[str]:
+    """One evaluation run (yields its id): ``tags`` plus ``stage`` = ``name`` unless given, ``params``
+    as strings. ``experiment_id`` on the run, not ``mlflow.set_experiment``: that is process-global, and a
+    pre-training run resumed later in the same process must not find another active experiment."""
+    with mlflow.start_run(experiment_id=experiment_id(experiment, work_dir), run_name=name) as run:
+        mlflow.set_tags({"stage": name, **tags})
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        yield run.info.run_id
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics(metrics, step=step)
+
+
+def log_dict(d: dict[str, Any], artifact_file: str) -> None:
+    mlflow.log_dict(d, artifact_file)
+
+
+def log_artifact(path: Path | str, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_figures(figs: dict[str, Any], folder: str = "figures") -> None:
+    """Matplotlib figures as PNG artifacts ``folder/<name>``; each figure is closed after logging."""
+    import matplotlib.pyplot as plt
+
+    for name, fig in figs.items():
+        mlflow.log_figure(fig, f"{folder}/{name}")
+        plt.close(fig)
+
+
+def runs_exist(run_ids: list[str]) -> bool:
+    """True while every run is FINISHED and not deleted (a wiped tracking store makes a marker stale)."""
+    try:
+        runs = [mlflow.get_run(r).info for r in run_ids]
+    except mlflow.exceptions.MlflowException:
+        return False
+    return all(r.status == "FINISHED" and r.lifecycle_stage == "active" for r in runs)
+
+
+def download_artifact(uri: str) -> Path:
+    """A local copy of the artifact at ``uri`` (a file, or a folder for a folder artifact)."""
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="ckpt-")))
+
+
+class FinetuneMlflowCallback:
+    """``xvlm.eval.finetune`` callback: per-step losses (every ``every`` steps) and per-epoch validation
+    metrics, logged to the active MLflow run."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = every
+
+    def on_step(self, step: int, losses: dict[str, float], lr: float) -> None:
+        if step % self.every == 0 or step == 1:
+            mlflow.log_metrics({**{f"train/{k}": v for k, v in losses.items()}, "train/lr": lr}, step=step)
+
+    def on_eval(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics({f"val/{k}": v for k, v in metrics.items()}, step=step)
+
+
+# ------------------------------------------------------------------------------------- pre-training
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config -> {"data.batch_texts": "128", ...} (MLflow params are flat strings, <= 6000 chars)."""
     out: dict[str, str] = {}

@@ -29,7 +29,8 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_downstream_stage_runs_are_linked_to_the_pretraining_run(
         tmp_path_factory: pytest.TempPathFactory, tracking: Path) -> None:
-    from flows.evaluate import FinetuneOptions, downstream_stage, format_downstream
+    from flows.evaluate import FinetuneOptions, downstream_stage
+    from xvlm.pipeline.retrieval_grounding import format_downstream
 
     raw = sample_corpus(tmp_path_factory)
     out = tracking / "out"

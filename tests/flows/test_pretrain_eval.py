@@ -8,7 +8,10 @@ import mlflow
 import pytest
 import torch
 
-from flows.pretrain import DownstreamSettings, _runs_exist, evaluation_key
+from xvlm.configtree import build
+from xvlm.pipeline.config import DownstreamConfig
+from xvlm.pipeline.evaluation import evaluation_key
+from xvlm.tracking import runs_exist
 
 TINY = {"steps": 2, "ckpt_every": 2, "data": {"batch_texts": 8},
         "downstream": {"k": 4, "finetune": {"epochs": 1, "max_steps": 2, "batch_size": 8, "lr": 1e-3,
@@ -66,15 +69,21 @@ def test_pretrain_evaluates_its_checkpoint_once_and_links_the_runs(harness, one_
     assert len(_eval_runs()) == 4                                       # nothing evaluated twice
 
 
+def settings(section: dict, evaluations: list[str] | None = None) -> DownstreamConfig:
+    """A preset's ``downstream`` section through the one strict loader (``evaluations``: the CLI option)."""
+    return build(DownstreamConfig, {**section, **({"evaluations": evaluations} if evaluations is not None else {})},
+                 "downstream")
+
+
 def test_evaluation_key_changes_with_checkpoint_bytes_and_settings(tmp_path: Path) -> None:
     ckpt = tmp_path / "a.pt"
     ckpt.write_bytes(b"weights-1")
-    base = DownstreamSettings.from_dict({"k": 16})
+    base = settings({"k": 16})
     key = evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug", base)
-    assert key == evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug", DownstreamSettings.from_dict({"k": 16}))
-    assert key != evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug", DownstreamSettings.from_dict({"k": 8}))
+    assert key == evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug", settings({"k": 16}))
+    assert key != evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug", settings({"k": 8}))
     assert key != evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug",
-                                 DownstreamSettings.from_dict({"k": 16}, evaluations=["retrieval"]))
+                                 settings({"k": 16, "evaluations": ["retrieval"]}))
     assert key != evaluation_key(str(ckpt), str(tmp_path / "other"), "xvlm-debug", base)
     ckpt.write_bytes(b"weights-2")
     assert key != evaluation_key(str(ckpt), str(tmp_path), "xvlm-debug", base)
@@ -90,18 +99,18 @@ def test_evaluation_key_changes_with_checkpoint_bytes_and_settings(tmp_path: Pat
 def test_downstream_settings_reject_typos_before_training(section: dict, evaluations: list[str] | None,
                                                            message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        DownstreamSettings.from_dict(section, evaluations)
+        settings(section, evaluations)
 
 
 def test_presets_downstream_sections_are_valid_and_follow_the_paper() -> None:
-    from flows.pretrain import load_preset
+    from xvlm.pipeline.config import load_preset
 
-    demo = DownstreamSettings.from_dict(load_preset("demo")["downstream"])
-    assert demo.evaluations == ("retrieval", "grounding") and demo.finetune["image_size"] is None
+    demo = settings(load_preset("demo")["downstream"])
+    assert demo.evaluations == ("retrieval", "grounding") and demo.finetune.image_size is None
     for name in ("4m", "16m"):
-        s = DownstreamSettings.from_dict(load_preset(name)["downstream"])
-        assert s.k == 256 and s.finetune["image_size"] == 384                      # METHOD.md §7
-        assert (s.finetune["lr"], s.finetune["epochs"], s.finetune["batch_size"]) == (3e-5, 10, 20)
+        s = settings(load_preset(name)["downstream"])
+        assert s.k == 256 and s.finetune.image_size == 384                      # METHOD.md §7
+        assert (s.finetune.lr, s.finetune.epochs, s.finetune.batch_size) == (3e-5, 10, 20)
         assert s.tasks["vqa"]["lr"] == 5e-5 and s.tasks["caption"] == {"epochs": 5, "lr": 1e-5,
                                                                         "label_smoothing": 0.1, "beam_size": 3}
 
@@ -111,15 +120,15 @@ def test_a_marker_is_trusted_only_while_its_runs_exist(tracking: str) -> None:
         pass
     with mlflow.start_run() as gone:
         pass
-    assert _runs_exist([kept.info.run_id, gone.info.run_id])
+    assert runs_exist([kept.info.run_id, gone.info.run_id])
     mlflow.delete_run(gone.info.run_id)
-    assert not _runs_exist([kept.info.run_id, gone.info.run_id])
-    assert not _runs_exist(["0123456789abcdef0123456789abcdef"])
+    assert not runs_exist([kept.info.run_id, gone.info.run_id])
+    assert not runs_exist(["0123456789abcdef0123456789abcdef"])
 
 
 def test_printed_lines_name_every_number_and_its_run() -> None:
-    from flows.evaluate import format_downstream
-    from flows.finetune_vl import format_vl
+    from xvlm.pipeline.retrieval_grounding import format_downstream
+    from xvlm.pipeline.vl_tasks import format_vl
 
     (line,) = format_vl({"vqa": {"metrics": {"vqa_acc": 2.56, "vqa_acc/yes/no": 50.0}, "run_id": "r1"}})
     assert line == "vqa (fine-tuned):" + " " * 28 + "vqa_acc 2.6, yes/no 50.0  [mlflow run r1]"
@@ -146,7 +155,7 @@ def test_evaluation_loads_the_model_as_pre_trained_with_its_overrides(tmp_path: 
 
 
 def test_loss_windows_average_each_loss_over_the_updates_that_computed_it() -> None:
-    from flows.pretrain import loss_windows
+    from xvlm.pipeline.stages import loss_windows
 
     # alternating: image-text updates (no bbox: logged 0) and region updates in between
     losses = [{"step": 1, "update": 1, "itc": 4.0, "bbox_l1": 0.0, "loss": 4.0},

@@ -7,12 +7,12 @@ decay to 0, clip 1.0, bf16, seed 42. Flows build one, tests shrink it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from xvlm.configtree import build
 from xvlm.data.loader import DataConfig
 
 
@@ -64,22 +64,9 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
-        """Strict: unknown keys raise (a typo must not silently fall back to a default)."""
-        d = dict(d)
-        data = _strict(DataConfig, d.pop("data", {}), "data")
-        optim = _strict(OptimConfig, d.pop("optim", {}), "optim")
-        if "betas" in optim:
-            optim["betas"] = tuple(optim["betas"])
-        return cls(**_strict(cls, d, "pretrain"), data=DataConfig(**data), optim=OptimConfig(**optim))
+        """Strict (``xvlm.configtree``): unknown keys raise, so a typo never falls back to a default."""
+        return build(cls, d, "pretrain")
 
     @classmethod
     def from_json(cls, path: str | Path) -> PretrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _strict(cls: type, d: dict[str, Any], where: str) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown {where} config keys {unknown}; known: {sorted(names)}")
-    return d

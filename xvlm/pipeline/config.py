@@ -1,0 +1,149 @@
+"""``RunConfig``: the one configuration tree of a pre-training run, and the presets that map onto it.
+
+A preset (``configs/pretrain/{demo,4m,16m}.json``) is a ``RunConfig`` written as JSON, key for key:
+
+    RunConfig                      the training run: every ``PretrainConfig`` field (model, init_bert,
+    |                              init_swin, steps, precision, ...), plus
+    |- recipe                      which corpus: ``recipes/<recipe>.json`` (lake sources, leak splits, ...)
+    |- data: DataConfig            the loader (xvlm.data.loader)
+    |- optim: OptimConfig          AdamW, schedule, lr multipliers
+    `- downstream: DownstreamConfig  the evaluation stage (METHOD.md §7)
+       |- finetune: FinetuneOptions  retrieval / grounding fine-tuning
+       `- tasks: {vqa|nlvr2|caption: TaskConfig overrides}
+
+Loaded by ``xvlm.configtree.build`` (strict: an unknown key anywhere fails before anything runs, with its
+path). ``xvlm pretrain --preset P --print-config`` prints the resolved tree. The training process gets
+``RunConfig.train_config()`` (a ``PretrainConfig``: what checkpoints and MLflow params record).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xvlm.configtree import build, check_keys
+from xvlm.errors import BadInput, MissingInput
+from xvlm.eval.vl_common import TaskConfig
+from xvlm.train.config import PretrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+PRESETS = REPO / "configs" / "pretrain"
+RG_TASKS = ("retrieval", "grounding")  # zero-shot + fine-tuned (xvlm.pipeline.retrieval_grounding)
+VL_TASKS = ("vqa", "nlvr2", "caption")  # fine-tuned (xvlm.pipeline.vl_tasks)
+EVALUATIONS = RG_TASKS + VL_TASKS
+# Per-task defaults on top of TaskConfig's (the reference's fine-tuning recipes, METHOD.md §7).
+VL_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "vqa": {"lr": 5e-5},
+    "nlvr2": {"lr": 3e-5, "batch_size": 10},
+    "caption": {"lr": 1e-5, "epochs": 5, "batch_size": 32},
+}
+DEFAULT_K = 128  # retrieval: ITC candidates re-ranked by ITM (the reference's k_test; its COCO configs use 256)
+
+
+@dataclass
+class FinetuneOptions:
+    """Retrieval / grounding fine-tuning (defaults = the reference recipe, METHOD.md §7)."""
+
+    epochs: int = 10
+    lr: float = 3e-5
+    batch_size: int = 20
+    max_steps: int | None = None
+    image_size: int | None = 384  # None keeps the checkpoint's resolution; also the VL tasks' resolution
+    vision_lr_mult: float = 1.0
+    augment: bool = True
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"  # auto: the first CUDA device when there is one, else the CPU
+
+
+@dataclass
+class DownstreamConfig:
+    """What the evaluation stage runs and how. ``raw_root``: the downstream files (None: the pre-training
+    ``raw_root``; the sample corpus holds every downstream split)."""
+
+    evaluations: tuple[str, ...] = RG_TASKS
+    raw_root: str | None = None
+    dataset: str = "coco"
+    k: int = DEFAULT_K
+    finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # TaskConfig overrides per VL task
+
+    def __post_init__(self) -> None:
+        self.evaluations = tuple(self.evaluations)
+        if bad := sorted(set(self.evaluations) - set(EVALUATIONS)):
+            raise BadInput(f"downstream.evaluations: unknown evaluations {bad}; allowed: {list(EVALUATIONS)}")
+        if bad := sorted(set(self.tasks) - set(VL_TASKS)):
+            raise BadInput(f"downstream.tasks: unknown tasks {bad}; known: {list(VL_TASKS)}")
+        for name, overrides in self.tasks.items():
+            check_keys(TaskConfig, overrides, f"downstream.tasks.{name}")
+
+    def task_config(self, task: str) -> TaskConfig:
+        """The full ``TaskConfig`` of a VL task: TaskConfig defaults < the task's recipe < the preset."""
+        return build(TaskConfig, {**VL_TASK_DEFAULTS[task], **self.tasks.get(task, {})}, f"downstream.tasks.{task}")
+
+
+@dataclass
+class RunConfig(PretrainConfig):
+    """A whole pre-training run: the training fields, the corpus recipe and the evaluation stage."""
+
+    recipe: str = "demo"
+    downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
+
+    def train_config(self) -> PretrainConfig:
+        """The training part, as the training process, its checkpoints and MLflow params see it."""
+        names = {f.name for f in dataclasses.fields(PretrainConfig)}
+        return copy.deepcopy(PretrainConfig(**{n: getattr(self, n) for n in names}))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return build(cls, d, "preset")
+
+
+def preset_path(preset: str) -> Path:
+    """``configs/pretrain/<preset>.json`` for a name, or the path itself for a ``.json`` path."""
+    path = Path(preset) if preset.endswith(".json") else PRESETS / f"{preset}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESETS.glob("*.json"))
+        raise MissingInput(f"{path}: no such pre-training preset (known: {known})")
+    return path
+
+
+def load_preset(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A preset's JSON (keys starting with ``_`` are comments) with ``overrides`` merged in one level deep
+    (``{"data": {"batch_texts": 8}}`` changes only that key of ``data``)."""
+    path = preset_path(preset)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})") from exc
+    cfg = {k: v for k, v in raw.items() if not k.startswith("_")}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def resolve_run(preset: str, overrides: dict[str, Any] | None = None, steps: int | None = None,
+                evaluations: list[str] | None = None) -> RunConfig:
+    """The ``RunConfig`` a ``pretrain`` call runs: the preset, then ``overrides``, then the explicit
+    ``steps`` / ``evaluations`` arguments (None keeps the preset's; ``[]`` skips the evaluation)."""
+    d = load_preset(preset, {**(overrides or {}), **({"steps": steps} if steps else {})})
+    if evaluations is not None:
+        d["downstream"] = {**d.get("downstream", {}), "evaluations": list(evaluations)}
+    return RunConfig.from_dict(d)
+
+
+def experiment_name(preset: str) -> str:
+    """The MLflow experiment of a preset's pre-training runs (``pretrain-demo``, ``pretrain-16m``)."""
+    return f"pretrain-{Path(preset).stem}"
+
+
+def to_json(cfg: Any) -> str:
+    """A config tree as the JSON a preset would hold (``--print-config``)."""
+    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=False, default=str)
