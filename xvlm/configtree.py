@@ -7,7 +7,8 @@ key, the same way everywhere; five hand-written validators drifted apart (issue 
 
 Rules, from the field's type hint:
 - a dataclass field takes a dict (built recursively) or an instance;
-- ``dict[str, D]`` with a dataclass ``D`` takes a dict of dicts (each built, its key in the path);
+- ``dict[str, V]`` takes a dict whose values are converted by these rules for ``V`` (a dataclass ``V``:
+  each built, its key in the path);
 - ``tuple[...]`` takes a list (JSON has no tuples); everything else is taken as it is;
 - keys named in ``cls.RENAMED`` (``{"old": "new"}``) are accepted for one release with a
   ``DeprecationWarning`` naming the new key (docs/configuration.md lists them).
@@ -72,8 +73,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         origin = typing.get_origin(t)
         if origin is dict and isinstance(value, dict):
             args = typing.get_args(t)
-            if len(args) == 2 and dataclasses.is_dataclass(args[1]):
-                return {k: build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+            if len(args) == 2:
+                return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
             return dict(value)
         if origin is tuple and isinstance(value, list | tuple):
             return tuple(value)

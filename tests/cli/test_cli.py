@@ -90,3 +90,12 @@ def test_show_and_ground_name_the_bad_input(tmp_path: Path) -> None:
     assert show.returncode == 2 and "manifest.parquet" in show.stderr
     ground = _xvlm("ground", str(tmp_path / "nope.jpg"), "the red circle", "--checkpoint", str(tmp_path))
     assert ground.returncode == 2 and "nope.jpg" in ground.stderr
+
+
+def test_pretrain_print_config_shows_the_resolved_tree() -> None:
+    result = _xvlm("pretrain", "--preset", "demo", "--steps", "7", "--evaluation", "none", "--print-config")
+    assert result.returncode == 0, result.stderr
+    tree = json.loads(result.stdout)
+    assert tree["steps"] == 7 and tree["recipe"] == "demo" and tree["data"]["mixing"] == "alternating"
+    assert tree["downstream"]["evaluations"] == [] and tree["downstream"]["finetune"]["max_steps"] == 200
+    assert tree["optim"]["vision_lr_mult"] == 0.3 and tree["model_overrides"]["itm_negatives"] == "uniform"
