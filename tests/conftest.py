@@ -68,3 +68,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                           capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2 --dist loadgroup`` (``make test``), every test that uses the session's ``make demo``
+    run goes to one worker, so the demo runs once while the other worker takes the rest of the suite."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("demo"))
