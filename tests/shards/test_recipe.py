@@ -31,7 +31,7 @@ def test_hash_follows_content(tmp_path: Path) -> None:
 def test_bad_recipes(tmp_path: Path) -> None:
     p = tmp_path / "bad.json"
     p.write_text(json.dumps({"name": "bad", "sources": ["coco"], "shard_sise": 10}))
-    with pytest.raises(ValueError, match=r"bad.json: unknown field\(s\) \['shard_sise'\]"):
+    with pytest.raises(ValueError, match=r"bad.json: unknown keys \['shard_sise'\]"):
         load_recipe(p)
     p.write_text(json.dumps({"name": "bad", "sources": []}))
     with pytest.raises(ValueError, match="'sources' is empty"):

@@ -8,11 +8,12 @@ refuses a name that is already taken so two files can never silently shadow each
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from xvlm.configtree import build
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -119,13 +120,7 @@ class XVLMConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> XVLMConfig:
         """Build from a JSON-style dict; unknown keys are an error (typos must not pass silently)."""
-        d = copy.deepcopy(d)
-        vision = _build(VisionConfig, d.pop("vision", {}), "vision")
-        text = _build(TextConfig, d.pop("text", {}), "text")
-        for k in ("image_mean", "image_std"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return _build(cls, {**d, "vision": vision, "text": text}, "model")
+        return build(cls, copy.deepcopy(d), "model")
 
     def replace(self, **changes: Any) -> XVLMConfig:
         """Copy with top-level fields changed (``vision``/``text`` accept dicts of field changes)."""
@@ -136,15 +131,6 @@ class XVLMConfig:
             else:
                 d[k] = v
         return XVLMConfig.from_dict(d)
-
-
-def _build(cls: type, d: dict[str, Any], where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown {where} config keys {unknown}; known: {sorted(names)}")
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    return cls(**d)
 
 
 _REGISTRY: dict[str, XVLMConfig] = {}

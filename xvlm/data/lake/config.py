@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xvlm.configtree import build
+
 SOURCES: tuple[str, ...] = (
     "coco", "karpathy", "flickr30k", "vg", "cc3m", "cc12m", "sbu", "objects365", "openimages",
 )
@@ -165,11 +167,5 @@ class IngestConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
-        kinds = {"coco": CocoPaths, "karpathy": KarpathyPaths, "flickr30k": Flickr30kPaths, "vg": VgPaths,
-                 "cc3m": WebCaptionPaths, "cc12m": WebCaptionPaths, "sbu": WebCaptionPaths,
-                 "objects365": Objects365Paths, "openimages": OpenImagesPaths}
-        kw = dict(d)
-        for name, kind in kinds.items():
-            if name in kw and isinstance(kw[name], dict):
-                kw[name] = kind(**kw[name])
-        return cls(**kw)
+        """Strict (``xvlm.configtree``): per-source path sections built, unknown keys refused."""
+        return build(cls, d, "ingest")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xvlm.configtree import build
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RECIPE_DIR = REPO_ROOT / "recipes"
 SAMPLES_SQL_DIR = REPO_ROOT / "sql" / "samples"
@@ -73,17 +75,8 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "recipe") -> Recipe:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-        kw = dict(d)
-        kw["sources"] = tuple(kw.get("sources", ()))
-        kw["leak_splits"] = {k: tuple(v) for k, v in kw.get("leak_splits", {}).items()}
-        try:
-            return cls(**kw)
-        except TypeError as exc:
-            raise ValueError(f"{where}: {exc}") from exc
+        """Strict (``xvlm.configtree``): an unknown field or a bad value is ``BadInput`` naming ``where``."""
+        return build(cls, d, where)
 
     def with_(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (tests, benchmarks, a one-off resize run)."""
