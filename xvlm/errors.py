@@ -15,3 +15,15 @@ class BadInput(ValueError):
 
 class MissingInput(BadInput, FileNotFoundError):
     """A file or folder the command needs does not exist (also a ``FileNotFoundError``)."""
+
+
+class OutputExists(BadInput, FileExistsError):
+    """The output a command would write is already there (and it was not asked to replace it)."""
+
+
+class BadKey(BadInput, KeyError):
+    """A name the user gave (a model config, a sample key, a checkpoint tensor) is not known (also a
+    ``KeyError``). ``str()`` is the plain message, not KeyError's quoted repr."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

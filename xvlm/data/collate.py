@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 from torch import Tensor
 
+from xvlm.errors import MissingInput
 from xvlm.models.objective import PretrainBatch
 
 # --------------------------------------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def build_fast_tokenizer(vocab_path: str | None = None) -> Tokenizer:
 
         vocab_path = str(Path(get_model_path()) / "vocab.txt")
     if not Path(vocab_path).is_file():
-        raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
+        raise MissingInput(f"vocabulary file not found: {vocab_path}")
     tok = BertWordPieceTokenizer(vocab_path, lowercase=True)
     return tok._tokenizer  # the underlying tokenizers.Tokenizer (picklable, fast batch encode)
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from xvlm.data.downstream.caption import read_gt_json
+from xvlm.errors import BadInput
 
 PTB_PUNCT = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"}
 
@@ -86,9 +87,9 @@ def read_result_json(path: str | Path) -> dict[int, str]:
     out: dict[int, str] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or "image_id" not in row or "caption" not in row:
-            raise ValueError(f"{path}: row {i}: needs 'image_id' and 'caption'")
+            raise BadInput(f"{path}: row {i}: needs 'image_id' and 'caption'")
         if int(row["image_id"]) in out:
-            raise ValueError(f"{path}: row {i}: image_id {row['image_id']} appears twice")
+            raise BadInput(f"{path}: row {i}: image_id {row['image_id']} appears twice")
         out[int(row["image_id"])] = str(row["caption"])
     return out
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xvlm.errors import BadInput, MissingInput
 from xvlm.models.config import XVLMConfig, get_config
 from xvlm.models.weights import convert_reference_checkpoint, resize_rel_pos_table
 from xvlm.models.xvlm import XVLM
@@ -54,7 +55,7 @@ def config_at_resolution(cfg: XVLMConfig, image_size: int | None) -> XVLMConfig:
         return cfg
     stride = cfg.vision.stride
     if image_size % stride:
-        raise ValueError(f"image_size {image_size} is not a multiple of the vision stride {stride}")
+        raise BadInput(f"image_size {image_size} is not a multiple of the vision stride {stride}")
     return cfg.replace(vision={"img_size": image_size, "window_size": image_size // stride},
                        name=f"{cfg.name}@{image_size}")
 
@@ -63,14 +64,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load(weights_only=True)`` of a checkpoint file (a dict; a bare state dict is wrapped)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingInput(f"checkpoint not found: {path}")
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
+        raise BadInput(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     if "model" not in obj and all(isinstance(v, Tensor) for v in obj.values()):
         return {"model": dict(obj)}
     if not isinstance(obj.get("model"), Mapping):
-        raise ValueError(f"{path}: no 'model' state dict in the checkpoint (keys {sorted(obj)[:8]})")
+        raise BadInput(f"{path}: no 'model' state dict in the checkpoint (keys {sorted(obj)[:8]})")
     return dict(obj)
 
 
@@ -89,7 +90,7 @@ def _model_config(ckpt: Mapping[str, Any], model: str | XVLMConfig | None, path:
         cfg = get_config(conf["model"])
         overrides = conf.get("model_overrides") or {}
         return cfg.replace(**overrides) if overrides else cfg
-    raise ValueError(f"{path}: the checkpoint does not name its model config; pass model=<variant name>")
+    raise BadInput(f"{path}: the checkpoint does not name its model config; pass model=<variant name>")
 
 
 def _step(ckpt: Mapping[str, Any]) -> int | None:
@@ -125,21 +126,21 @@ def load_checkpoint(path: str | Path, model: str | XVLMConfig | None = None,
     sd = {k: v for k, v in ckpt["model"].items() if isinstance(v, Tensor)}
     is_reference = any(_REFERENCE_KEY.search(k) for k in sd) and not any(_OURS_KEY.match(k) for k in sd)
     if is_reference and model is None:
-        raise ValueError(f"{path}: a released reference checkpoint; pass model=<variant name> "
+        raise BadInput(f"{path}: a released reference checkpoint; pass model=<variant name> "
                          "(e.g. xvlm-base, or xvlm-base-384 for a fine-tuned one)")
     cfg = config_at_resolution(_model_config(ckpt, model, path), image_size)
     net = XVLM(cfg)
     if is_reference:
         converted, report = convert_reference_checkpoint(sd, net)
         if report.unmapped or report.new:
-            raise ValueError(f"{path}: reference checkpoint does not fit {cfg.name}: {report.summary()}; "
+            raise BadInput(f"{path}: reference checkpoint does not fit {cfg.name}: {report.summary()}; "
                              f"missing {report.new[:5]}")
         net.load_state_dict(converted, strict=True)
         return LoadedCheckpoint(net, str(path), "reference", _step(ckpt), {}, report.resized)
     resized = resize_tables(sd, net)
     missing, unexpected = net.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: state dict does not fit {cfg.name}: missing {missing[:5]}, "
+        raise BadInput(f"{path}: state dict does not fit {cfg.name}: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     conf = dict(ckpt.get("config") or {})
     kind = "finetune" if "task" in ckpt else "pretrain" if "train_state" in ckpt else "state_dict"

@@ -34,6 +34,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from xvlm.errors import BadInput
+
 LossFn = Callable[[nn.Module, Any], Mapping[str, Tensor]]
 
 
@@ -112,7 +114,7 @@ def finetune(model: nn.Module, loss_fn: LossFn, train_loader: Iterable[Any], cfg
     torch.manual_seed(cfg.seed)
     per_epoch = len(train_loader)  # type: ignore[arg-type]
     if per_epoch == 0:
-        raise ValueError("finetune: the training loader is empty")
+        raise BadInput("finetune: the training loader is empty")
     total = per_epoch * cfg.epochs if cfg.max_steps is None else min(per_epoch * cfg.epochs, cfg.max_steps)
     model.to(device)
     groups = param_groups(model, cfg, lr_mults or {})

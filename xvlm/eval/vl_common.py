@@ -19,6 +19,7 @@ from torch import Tensor
 
 from xvlm import progress
 from xvlm.data.downstream.images import eval_transform, load_rgb
+from xvlm.errors import BadInput, MissingInput
 from xvlm.models.config import XVLMConfig
 
 
@@ -72,7 +73,7 @@ class ImageCache:
     def __call__(self, path: Path) -> Tensor:
         if path not in self._cache:
             if not Path(path).is_file():
-                raise FileNotFoundError(f"image {path} missing")
+                raise MissingInput(f"image {path} missing")
             self._cache[path] = self.transform(load_rgb(path))
         return self._cache[path]
 
@@ -94,7 +95,7 @@ class Batches:
 
     def __init__(self, items: Sequence[Any], batch_size: int, collate: Any, seed: int = 0) -> None:
         if not items:
-            raise ValueError("no training items")
+            raise BadInput("no training items")
         self.items, self.batch_size, self.collate = list(items), batch_size, collate
         self.rng = random.Random(seed)
 

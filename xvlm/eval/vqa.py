@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from xvlm.data.downstream.vqa import VG_ANSWER_WEIGHT, VQAExample, pre_question
+from xvlm.errors import BadInput
 from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
 from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.eval.vqa_metric import answer_targets, vqa_accuracy
@@ -42,7 +43,7 @@ def train_items(examples: Sequence[VQAExample], max_words: int = 30) -> list[VQA
     out = []
     for ex in examples:
         if not ex.answers:
-            raise ValueError(f"question_id {ex.question_id} has no answers; test questions cannot train")
+            raise BadInput(f"question_id {ex.question_id} has no answers; test questions cannot train")
         targets = answer_targets(ex.answers) if ex.source == "vqa" else [(a, VG_ANSWER_WEIGHT) for a in ex.answers]
         out.append(VQATrainItem(ex.image, pre_question(ex.question, max_words), tuple(targets)))
     return out

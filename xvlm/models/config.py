@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xvlm.configtree import build
+from xvlm.errors import BadInput, BadKey
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -101,18 +102,18 @@ class XVLMConfig:
 
     def __post_init__(self) -> None:
         if self.vision.img_size % self.vision.stride:
-            raise ValueError(f"config {self.name!r}: img_size {self.vision.img_size} not a multiple of "
+            raise BadInput(f"config {self.name!r}: img_size {self.vision.img_size} not a multiple of "
                              f"the vision stride {self.vision.stride}")
         if self.text.hidden_size % self.text.num_heads:
-            raise ValueError(f"config {self.name!r}: text.hidden_size not divisible by text.num_heads")
+            raise BadInput(f"config {self.name!r}: text.hidden_size not divisible by text.num_heads")
         if self.itc_grad not in ("global", "reference"):
-            raise ValueError(f"config {self.name!r}: itc_grad must be 'global' or 'reference', "
+            raise BadInput(f"config {self.name!r}: itc_grad must be 'global' or 'reference', "
                              f"got {self.itc_grad!r}")
         if self.itm_negatives not in ("hard", "uniform"):
-            raise ValueError(f"config {self.name!r}: itm_negatives must be 'hard' or 'uniform', "
+            raise BadInput(f"config {self.name!r}: itm_negatives must be 'hard' or 'uniform', "
                              f"got {self.itm_negatives!r}")
         if not 0 < self.temp_min <= self.temp <= self.temp_max:
-            raise ValueError(f"config {self.name!r}: need 0 < temp_min <= temp <= temp_max")
+            raise BadInput(f"config {self.name!r}: need 0 < temp_min <= temp <= temp_max")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +140,7 @@ _REGISTRY: dict[str, XVLMConfig] = {}
 def register_config(cfg: XVLMConfig) -> None:
     """Add a named variant; a name can be registered once only."""
     if cfg.name in _REGISTRY:
-        raise ValueError(f"model config {cfg.name!r} is already registered")
+        raise BadInput(f"model config {cfg.name!r} is already registered")
     _REGISTRY[cfg.name] = copy.deepcopy(cfg)
 
 
@@ -149,12 +150,12 @@ def load_config_file(path: str | Path) -> XVLMConfig:
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON: {e}") from e
+        raise BadInput(f"{path}: invalid JSON: {e}") from e
     d.setdefault("name", path.stem)
     try:
         return XVLMConfig.from_dict(d)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise BadInput(f"{path}: {e}") from e
 
 
 def list_configs() -> list[str]:
@@ -164,7 +165,7 @@ def list_configs() -> list[str]:
 def get_config(name: str) -> XVLMConfig:
     """A fresh copy of a registered variant (callers may mutate it)."""
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model config {name!r}; known: {list_configs()}")
+        raise BadKey(f"unknown model config {name!r}; known: {list_configs()}")
     return copy.deepcopy(_REGISTRY[name])
 
 

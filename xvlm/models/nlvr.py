@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from xvlm.errors import BadInput
 from xvlm.models.decoders import whole_image_tokens
 from xvlm.models.xvlm import XVLM, additive_mask, build_mlp
 
@@ -38,7 +39,7 @@ class XVLMForNLVR2(nn.Module):
     def __init__(self, model: XVLM, design: Design = "interleaved") -> None:
         super().__init__()
         if design not in ("interleaved", "pair"):
-            raise ValueError(f"unknown NLVR2 design {design!r}; use 'interleaved' or 'pair'")
+            raise BadInput(f"unknown NLVR2 design {design!r}; use 'interleaved' or 'pair'")
         self.cfg, self.design = model.cfg, design
         h = model.cfg.text.hidden_size
         self.vision_encoder = model.vision_encoder

@@ -25,6 +25,7 @@ from timm.layers import resize_rel_pos_bias_table
 from timm.models.swin_transformer import checkpoint_filter_fn
 from torch import Tensor
 
+from xvlm.errors import BadInput, BadKey, MissingInput
 from xvlm.models.xvlm import XVLM
 
 StateDict = dict[str, Tensor]
@@ -63,7 +64,7 @@ def read_state_dict(path: str | Path) -> StateDict:
     ``{'model': ...}`` / ``{'state_dict': ...}``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingInput(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -73,7 +74,7 @@ def read_state_dict(path: str | Path) -> StateDict:
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a state dict, got {type(obj).__name__}")
+        raise BadInput(f"{path}: expected a state dict, got {type(obj).__name__}")
     return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
 
 
@@ -114,7 +115,7 @@ def _find_weights(bert_dir: Path) -> Path:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (bert_dir / name).is_file():
             return bert_dir / name
-    raise FileNotFoundError(f"{bert_dir}: no model.safetensors or pytorch_model.bin")
+    raise MissingInput(f"{bert_dir}: no model.safetensors or pytorch_model.bin")
 
 
 def load_bert(model: XVLM, bert_dir: str | Path) -> LoadReport:
@@ -131,7 +132,7 @@ def load_bert(model: XVLM, bert_dir: str | Path) -> LoadReport:
             "num_hidden_layers": t.num_text_layers + t.num_cross_layers}
     for k, v in want.items():
         if hf.get(k) != v:
-            raise ValueError(f"{bert_dir / 'config.json'}: {k}={hf.get(k)} but the model's text config needs {v}")
+            raise BadInput(f"{bert_dir / 'config.json'}: {k}={hf.get(k)} but the model's text config needs {v}")
     sd = read_state_dict(_find_weights(bert_dir))
     report = LoadReport(source=str(bert_dir))
     ours = model.state_dict()
@@ -199,7 +200,7 @@ def load_swin(model: XVLM, path: str | Path) -> LoadReport:
     sd = _swin_into(model, read_state_dict(path), report)
     missing = sorted(k for k in model.vision_encoder.state_dict() if "vision_encoder." + k not in sd)
     if missing:
-        raise KeyError(f"{path}: Swin checkpoint lacks {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+        raise BadKey(f"{path}: Swin checkpoint lacks {missing[:8]}{' ...' if len(missing) > 8 else ''}")
     model.vision_encoder.load_state_dict({k.removeprefix("vision_encoder."): v for k, v in sd.items()})
     report.loaded = sorted(sd)
     return report

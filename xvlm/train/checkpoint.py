@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from xvlm.errors import BadInput, MissingInput
+
 CHECKPOINT_KEYS = ("model", "optimizer", "lr_scheduler", "dataloader", "train_state", "rng", "config")
 
 
@@ -87,7 +89,7 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
         return None
     path = Path(ckpt_dir) / pointer.read_text().strip()
     if not path.is_file():
-        raise FileNotFoundError(f"{pointer} names {path.name}, which does not exist")
+        raise MissingInput(f"{pointer} names {path.name}, which does not exist")
     return path
 
 
@@ -95,5 +97,5 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
-        raise ValueError(f"{path}: not a pre-training checkpoint, missing {missing}")
+        raise BadInput(f"{path}: not a pre-training checkpoint, missing {missing}")
     return state

@@ -31,6 +31,7 @@ from torch import nn
 from xvlm import progress
 from xvlm.data.collate import normalize_images
 from xvlm.data.loader import LoaderBatch, build_loader
+from xvlm.errors import BadInput
 from xvlm.models.config import get_config
 from xvlm.models.objective import LOSS_KEYS, PretrainBatch, pretrain_losses
 from xvlm.models.xvlm import XVLM
@@ -105,7 +106,7 @@ def build_train_model(cfg: PretrainConfig) -> XVLM:
     if cfg.model_overrides:
         mcfg = mcfg.replace(**cfg.model_overrides)
     if mcfg.vision.img_size != cfg.data.image_res:
-        raise ValueError(f"data.image_res {cfg.data.image_res} != model {mcfg.name!r} img_size "
+        raise BadInput(f"data.image_res {cfg.data.image_res} != model {mcfg.name!r} img_size "
                          f"{mcfg.vision.img_size}; set model_overrides={{'vision': {{'img_size': ...}}}}")
     model = XVLM(mcfg)
     for init, load in ((cfg.init_bert, weights.load_bert), (cfg.init_swin, weights.load_swin)):
@@ -113,7 +114,7 @@ def build_train_model(cfg: PretrainConfig) -> XVLM:
             report = load(model, init)
             log.info(report.summary())
             if report.unmapped:
-                raise ValueError(f"{init}: unmapped tensors {report.unmapped}")
+                raise BadInput(f"{init}: unmapped tensors {report.unmapped}")
     return model
 
 
@@ -157,7 +158,7 @@ class Trainer:
 
     def __init__(self, cfg: PretrainConfig, callbacks: Sequence[TrainCallback]) -> None:
         if cfg.data.mixing == "alternating" and cfg.grad_accum != 1:
-            raise ValueError("alternating region steps need grad_accum == 1")
+            raise BadInput("alternating region steps need grad_accum == 1")
         self.cfg = cfg
         self.dist: DistInfo = init_distributed(cfg.device)
         self.callbacks = list(callbacks) if self.dist.is_main else []
@@ -190,7 +191,7 @@ class Trainer:
         state = ckpt.load_checkpoint(path)
         dl = state["dataloader"]
         if (dl["num_workers"], dl["world_size"]) != (self.cfg.data.num_workers, self.dist.world_size):
-            raise ValueError(f"{path}: saved with num_workers={dl['num_workers']}, world_size="
+            raise BadInput(f"{path}: saved with num_workers={dl['num_workers']}, world_size="
                              f"{dl['world_size']}; resume needs the same to replay the data stream")
         if self.fsdp:
             self._load_fsdp_state(state)

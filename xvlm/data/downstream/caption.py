@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xvlm.errors import BadInput, MissingInput
+
 _DROP = re.compile(r"[,.'!?\"()*#:;~]")
 _SPACE = re.compile(r"\s{2,}")
 
@@ -30,7 +32,7 @@ def pre_caption(text: str, max_words: int = 30) -> str:
     out = _DROP.sub("", text.lower()).replace("-", " ").replace("/", " ").replace("<person>", "person")
     out = _SPACE.sub(" ", out).rstrip("\n").strip()
     if not out:
-        raise ValueError(f"caption {text!r} is empty after cleaning")
+        raise BadInput(f"caption {text!r} is empty after cleaning")
     return " ".join(out.split(" ")[:max_words])
 
 
@@ -45,7 +47,7 @@ def coco_id_from_filename(name: str) -> int:
     """``.../COCO_val2014_000000391895.jpg`` or ``000000391895.jpg`` -> 391895."""
     m = re.search(r"(\d+)\.(?:jpg|jpeg|png)$", name)
     if not m:
-        raise ValueError(f"cannot read a COCO image id from file name {name!r}")
+        raise BadInput(f"cannot read a COCO image id from file name {name!r}")
     return int(m.group(1))
 
 
@@ -53,12 +55,12 @@ def _load_json(path: Path) -> object:
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON: {e}") from e
+        raise BadInput(f"{path}: invalid JSON: {e}") from e
 
 
 def _field(rec: object, key: str, path: Path, row: int) -> object:
     if not isinstance(rec, dict) or key not in rec:
-        raise ValueError(f"{path}: row {row}: missing field {key!r}")
+        raise BadInput(f"{path}: row {row}: missing field {key!r}")
     return rec[key]
 
 
@@ -67,14 +69,14 @@ def read_karpathy_split(path: str | Path, image_root: str | Path, check_images: 
     path, image_root = Path(path), Path(image_root)
     data = _load_json(path)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of records")
+        raise BadInput(f"{path}: expected a JSON list of records")
     by_image: dict[int, tuple[Path, list[str]]] = {}
     for row, rec in enumerate(data):
         rel = _field(rec, "image", path, row)
         caps = _field(rec, "caption", path, row)
         caps = [caps] if isinstance(caps, str) else caps
         if not isinstance(rel, str) or not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-            raise ValueError(f"{path}: row {row}: 'image' must be a string and 'caption' a string or list of strings")
+            raise BadInput(f"{path}: row {row}: 'image' must be a string and 'caption' a string or list of strings")
         image_id = coco_id_from_filename(rel)
         entry = by_image.setdefault(image_id, (image_root / rel, []))
         entry[1].extend(caps)
@@ -90,7 +92,7 @@ def read_karpathy_dataset(path: str | Path, coco_root: str | Path, split: str,
     path, coco_root = Path(path), Path(coco_root)
     data = _load_json(path)
     if not isinstance(data, dict) or "images" not in data:
-        raise ValueError(f"{path}: expected an object with 'images'")
+        raise BadInput(f"{path}: expected an object with 'images'")
     keep = {"train", "restval"} if split == "train" else {split}
     out = []
     for row, rec in enumerate(data["images"]):
@@ -108,7 +110,7 @@ def read_karpathy_dataset(path: str | Path, coco_root: str | Path, split: str,
 def _check_images(records: Sequence[CaptionImage], source: Path) -> None:
     missing = [r for r in records if not r.image.is_file()]
     if missing:
-        raise FileNotFoundError(f"{source}: {len(missing)} image(s) missing, e.g. {missing[0].image} "
+        raise MissingInput(f"{source}: {len(missing)} image(s) missing, e.g. {missing[0].image} "
                                 f"(image_id {missing[0].image_id})")
 
 
@@ -125,6 +127,6 @@ def read_gt_json(path: str | Path) -> dict[int, list[str]]:
     for row, ann in enumerate(_field(data, "annotations", path, 0)):
         iid = int(_field(ann, "image_id", path, row))
         if iid not in out:
-            raise ValueError(f"{path}: annotations[{row}]: image_id {iid} not in 'images'")
+            raise BadInput(f"{path}: annotations[{row}]: image_id {iid} not in 'images'")
         out[iid].append(str(_field(ann, "caption", path, row)))
     return out

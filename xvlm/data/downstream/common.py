@@ -7,17 +7,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+from xvlm.errors import BadInput, MissingInput
+
 MAX_WORDS = 30  # the reference's max_words for retrieval and grounding
 
 
-class DownstreamFormatError(ValueError):
+class DownstreamFormatError(BadInput):
     """A downstream annotation file is malformed; the message names file, record and field."""
 
 
 def load_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise MissingInput(f"annotation file not found: {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

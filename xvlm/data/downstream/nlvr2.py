@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from xvlm.errors import BadInput, MissingInput
+
 
 @dataclass(frozen=True)
 class NLVR2Example:
@@ -28,12 +30,12 @@ def _label(value: object, path: Path, row: int) -> int:
         return 1
     if value in ("False", False):
         return 0
-    raise ValueError(f"{path}: row {row}: field 'label' must be 'True' or 'False', got {value!r}")
+    raise BadInput(f"{path}: row {row}: field 'label' must be 'True' or 'False', got {value!r}")
 
 
 def _need(rec: object, key: str, path: Path, row: int) -> object:
     if not isinstance(rec, dict) or key not in rec:
-        raise ValueError(f"{path}: row {row}: missing field {key!r}")
+        raise BadInput(f"{path}: row {row}: missing field {key!r}")
     return rec[key]
 
 
@@ -46,11 +48,11 @@ def read_nlvr2(path: str | Path, image_root: str | Path, check_images: bool = Tr
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON: {e}") from e
+            raise BadInput(f"{path}: invalid JSON: {e}") from e
         for row, rec in enumerate(data):
             imgs = _need(rec, "images", path, row)
             if not (isinstance(imgs, list) and len(imgs) == 2):
-                raise ValueError(f"{path}: row {row}: field 'images' must list exactly two images")
+                raise BadInput(f"{path}: row {row}: field 'images' must list exactly two images")
             out.append(NLVR2Example(str(rec.get("identifier", row)), (root / imgs[0], root / imgs[1]),
                                     str(_need(rec, "sentence", path, row)), _label(rec.get("label"), path, row)))
     else:
@@ -60,21 +62,21 @@ def read_nlvr2(path: str | Path, image_root: str | Path, check_images: bool = Tr
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {row + 1}: invalid JSON: {e}") from e
+                raise BadInput(f"{path}: line {row + 1}: invalid JSON: {e}") from e
             ident = str(_need(rec, "identifier", path, row))
             parts = ident.split("-")
             if len(parts) != 4:
-                raise ValueError(f"{path}: row {row}: identifier {ident!r} is not split-set-pair-sentence")
+                raise BadInput(f"{path}: row {row}: identifier {ident!r} is not split-set-pair-sentence")
             stem, split = "-".join(parts[:3]), parts[0]
             folder = root / split / str(rec["directory"]) if "directory" in rec else root / split
             out.append(NLVR2Example(ident, (folder / f"{stem}-img0.png", folder / f"{stem}-img1.png"),
                                     str(_need(rec, "sentence", path, row)),
                                     _label(_need(rec, "label", path, row), path, row)))
     if not out:
-        raise ValueError(f"{path}: no NLVR2 examples")
+        raise BadInput(f"{path}: no NLVR2 examples")
     if check_images:
         for ex in out:
             for p in ex.images:
                 if not p.is_file():
-                    raise FileNotFoundError(f"{path}: example {ex.identifier}: image {p} missing")
+                    raise MissingInput(f"{path}: example {ex.identifier}: image {p} missing")
     return out

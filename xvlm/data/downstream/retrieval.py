@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from xvlm.data.downstream.common import MAX_WORDS, DownstreamFormatError, clean_text, load_json
+from xvlm.errors import BadInput, MissingInput
 
 KARPATHY_SPLITS = ("train", "val", "test")
 
@@ -40,9 +41,9 @@ class RetrievalSplit:
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.txt2img):
-            raise ValueError(f"{self.name}: {len(self.texts)} texts but {len(self.txt2img)} txt2img entries")
+            raise BadInput(f"{self.name}: {len(self.texts)} texts but {len(self.txt2img)} txt2img entries")
         if any(not 0 <= i < len(self.images) for i in self.txt2img):
-            raise ValueError(f"{self.name}: txt2img points outside the {len(self.images)} images")
+            raise BadInput(f"{self.name}: txt2img points outside the {len(self.images)} images")
 
     @property
     def img2txt(self) -> list[list[int]]:
@@ -150,7 +151,7 @@ def read_karpathy(path: str | Path, split: str, image_root: str | Path,
             (2014 layout), ``flickr30k-images/{filename}`` for Flickr30K. See ``coco2017_locator``.
     """
     if split not in KARPATHY_SPLITS:
-        raise ValueError(f"split must be one of {KARPATHY_SPLITS}, got {split!r}")
+        raise BadInput(f"split must be one of {KARPATHY_SPLITS}, got {split!r}")
     path = Path(path)
     doc = load_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
@@ -210,7 +211,7 @@ def coco2017_locator(image_root: str | Path) -> Callable[[dict[str, Any]], str]:
         for folder in ("train2017", "val2017"):
             if (root / folder / name).is_file():
                 return f"{folder}/{name}"
-        raise FileNotFoundError(f"{root}: COCO image {name} (Karpathy {rec.get('filename')}) in neither "
+        raise MissingInput(f"{root}: COCO image {name} (Karpathy {rec.get('filename')}) in neither "
                                 "train2017/ nor val2017/")
 
     return locate
@@ -225,7 +226,7 @@ def lake_split_membership(lake_root: str | Path, dataset: str) -> dict[str, str]
     """``image_key -> split`` for one dataset from the lake's ``splits`` table (restval reported as train)."""
     files = sorted(Path(lake_root).glob("splits/source=*/*.parquet"))
     if not files:
-        raise FileNotFoundError(f"{lake_root}: no splits table (splits/source=*/*.parquet); run the ingest first")
+        raise MissingInput(f"{lake_root}: no splits table (splits/source=*/*.parquet); run the ingest first")
     out: dict[str, str] = {}
     for f in files:
         t = pq.read_table(f, columns=["dataset", "split", "image_key"], filters=[("dataset", "=", dataset)])
@@ -254,7 +255,7 @@ def verify_with_lake(split: RetrievalSplit, split_name: str, lake_root: str | Pa
 def merge_splits(name: str, splits: Sequence[RetrievalSplit]) -> RetrievalSplit:
     """Concatenate splits that share an image root (e.g. COCO train + restval files)."""
     if not splits:
-        raise ValueError("merge_splits: nothing to merge")
+        raise BadInput("merge_splits: nothing to merge")
     root = splits[0].image_root
     images: list[str] = []
     texts: list[str] = []
@@ -262,7 +263,7 @@ def merge_splits(name: str, splits: Sequence[RetrievalSplit]) -> RetrievalSplit:
     keys: list[str] = []
     for s in splits:
         if s.image_root != root:
-            raise ValueError(f"merge_splits: image roots differ ({root} vs {s.image_root})")
+            raise BadInput(f"merge_splits: image roots differ ({root} vs {s.image_root})")
         off = len(images)
         images += s.images
         keys += s.image_keys or [""] * len(s.images)

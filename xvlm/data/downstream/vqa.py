@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xvlm.errors import BadInput, MissingInput
+
 VG_ANSWER_WEIGHT = 0.5  # reference vqa_dataset.py: every VG answer counts 0.5
 
 
@@ -36,7 +38,7 @@ def pre_question(text: str, max_words: int = 30) -> str:
     out = re.sub(r"[,?']", "", out).rstrip(" ")
     words = out.split()
     if not words:
-        raise ValueError(f"question {text!r} is empty after cleaning")
+        raise BadInput(f"question {text!r} is empty after cleaning")
     return " ".join(words[:max_words])
 
 
@@ -44,7 +46,7 @@ def _load(path: Path) -> object:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON: {e}") from e
+        raise BadInput(f"{path}: invalid JSON: {e}") from e
 
 
 def coco_image_path(image_root: Path, subtype: str) -> Callable[[int], Path]:
@@ -61,7 +63,7 @@ def read_vqa(questions_json: str | Path, annotations_json: str | Path | None, im
     qpath = Path(questions_json)
     qdata = _load(qpath)
     if not isinstance(qdata, dict) or "questions" not in qdata or "data_subtype" not in qdata:
-        raise ValueError(f"{qpath}: expected an object with 'questions' and 'data_subtype'")
+        raise BadInput(f"{qpath}: expected an object with 'questions' and 'data_subtype'")
     subtype = str(qdata["data_subtype"])
     image_of = coco_image_path(Path(image_root), subtype)
     anns: dict[int, dict] = {}
@@ -69,29 +71,29 @@ def read_vqa(questions_json: str | Path, annotations_json: str | Path | None, im
         apath = Path(annotations_json)
         adata = _load(apath)
         if not isinstance(adata, dict) or "annotations" not in adata:
-            raise ValueError(f"{apath}: expected an object with 'annotations'")
+            raise BadInput(f"{apath}: expected an object with 'annotations'")
         for row, a in enumerate(adata["annotations"]):
             if "question_id" not in a or not isinstance(a.get("answers"), list) or not a["answers"]:
-                raise ValueError(f"{apath}: annotations[{row}]: needs 'question_id' and a non-empty 'answers'")
+                raise BadInput(f"{apath}: annotations[{row}]: needs 'question_id' and a non-empty 'answers'")
             anns[int(a["question_id"])] = a
     out = []
     for row, q in enumerate(qdata["questions"]):
         for key in ("image_id", "question", "question_id"):
             if key not in q:
-                raise ValueError(f"{qpath}: questions[{row}]: missing field {key!r}")
+                raise BadInput(f"{qpath}: questions[{row}]: missing field {key!r}")
         qid = int(q["question_id"])
         answers: tuple[str, ...] = ()
         atype = ""
         if annotations_json is not None:
             a = anns.pop(qid, None)
             if a is None:
-                raise ValueError(f"{annotations_json}: no annotation for question_id {qid} of {qpath}")
+                raise BadInput(f"{annotations_json}: no annotation for question_id {qid} of {qpath}")
             answers = tuple(str(x["answer"]) for x in a["answers"])
             atype = str(a.get("answer_type", ""))
         out.append(VQAExample(qid, int(q["image_id"]), image_of(int(q["image_id"])), str(q["question"]),
                               answers, "vqa", atype))
     if anns:
-        raise ValueError(f"{annotations_json}: {len(anns)} annotation(s) without a question in {qpath}, "
+        raise BadInput(f"{annotations_json}: {len(anns)} annotation(s) without a question in {qpath}, "
                          f"e.g. question_id {next(iter(anns))}")
     if check_images:
         _check_images(out, qpath)
@@ -103,13 +105,13 @@ def read_vg_qa(path: str | Path, image_root: str | Path, check_images: bool = Tr
     path, root = Path(path), Path(image_root)
     data = _load(path)
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of images with 'qas'")
+        raise BadInput(f"{path}: expected a JSON list of images with 'qas'")
     out = []
     for row, img in enumerate(data):
         for k, qa in enumerate(img.get("qas", [])):
             for key in ("qa_id", "image_id", "question", "answer"):
                 if key not in qa:
-                    raise ValueError(f"{path}: [{row}].qas[{k}]: missing field {key!r}")
+                    raise BadInput(f"{path}: [{row}].qas[{k}]: missing field {key!r}")
             ans = str(qa["answer"]).strip().rstrip(".").lower()  # VG answers are sentences: "Green."
             out.append(VQAExample(int(qa["qa_id"]), int(qa["image_id"]), root / f"{qa['image_id']}.jpg",
                                   str(qa["question"]), (ans,), "vg"))
@@ -123,13 +125,13 @@ def read_answer_list(path: str | Path) -> list[str]:
     path = Path(path)
     data = _load(path)
     if not isinstance(data, list) or not data or not all(isinstance(a, str) and a.strip() for a in data):
-        raise ValueError(f"{path}: expected a non-empty JSON list of non-empty strings")
+        raise BadInput(f"{path}: expected a non-empty JSON list of non-empty strings")
     if len(set(data)) != len(data):
-        raise ValueError(f"{path}: duplicate answers in the answer list")
+        raise BadInput(f"{path}: duplicate answers in the answer list")
     return list(data)
 
 
 def _check_images(examples: list[VQAExample], source: Path) -> None:
     for ex in examples:
         if not ex.image.is_file():
-            raise FileNotFoundError(f"{source}: question_id {ex.question_id}: image {ex.image} missing")
+            raise MissingInput(f"{source}: question_id {ex.question_id}: image {ex.image} missing")

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from xvlm.configtree import build
+from xvlm.errors import BadInput
 
 SOURCES: tuple[str, ...] = (
     "coco", "karpathy", "flickr30k", "vg", "cc3m", "cc12m", "sbu", "objects365", "openimages",
 )
 
 
-class LakeInputError(ValueError):
+class LakeInputError(BadInput):
     """An input file is unusable as a whole (truncated, wrong encoding, wrong layout); names the file."""
 
     def __init__(self, file: str | Path, detail: str) -> None:
@@ -150,7 +151,7 @@ class IngestConfig:
         object.__setattr__(self, "raw_root", Path(self.raw_root))
         object.__setattr__(self, "out", Path(self.out))
         if not 0.0 < self.min_kept_fraction <= 1.0:
-            raise ValueError(f"min_kept_fraction must be in (0, 1], got {self.min_kept_fraction}")
+            raise BadInput(f"min_kept_fraction must be in (0, 1], got {self.min_kept_fraction}")
 
     def resolve(self, rel: str | Path) -> Path:
         """A configured path: absolute as given, else under ``raw_root``."""

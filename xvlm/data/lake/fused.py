@@ -84,9 +84,7 @@ class _Split:
             return
         if self.first_id is None:
             self.first_id = ids[0].as_py()
-        if self.last_id is not None and ids[0].as_py() <= self.last_id:
-            self.ids_increasing = False
-        elif len(ids) > 1 and not pc.all(pc.greater(ids[1:], ids[:-1])).as_py():
+        if self.last_id is not None and ids[0].as_py() <= self.last_id or len(ids) > 1 and not pc.all(pc.greater(ids[1:], ids[:-1])).as_py():
             self.ids_increasing = False
         self.last_id = ids[-1].as_py()
 

@@ -31,6 +31,7 @@ from xvlm.data.lake.sources import PARSERS, parse_vg_regions, source_inputs, sou
 from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.data.lake.views import write_lake_db
 from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_source_partitions
+from xvlm.errors import BadInput
 
 _CANDIDATES = {"cand_images": "empty_images", "cand_captions": "empty_captions", "cand_boxes": "empty_boxes",
                "cand_splits": "empty_splits", "cand_rejects": "empty_rejects",
@@ -77,10 +78,10 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
                   force: bool = False) -> dict[str, Any]:
     """Ingest one source into ``cfg.out``; a no-op (``skipped``) if the lake holds this fingerprint."""
     if source not in PARSERS:
-        raise ValueError(f"unknown source {source!r}; known: {sorted(PARSERS)}")
+        raise BadInput(f"unknown source {source!r}; known: {sorted(PARSERS)}")
     paths = getattr(cfg, source)
     if paths is None:
-        raise ValueError(f"source {source!r} is disabled in the config")
+        raise BadInput(f"source {source!r} is disabled in the config")
     pending: Future[str] | None = None
     if fingerprint is None and (force or read_manifest(cfg.out, source) is None):
         # Nothing to compare the fingerprint with (or told to re-ingest): it is needed only for the

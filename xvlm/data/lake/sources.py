@@ -27,6 +27,7 @@ from xvlm.data.lake.config import (
     WebCaptionPaths,
 )
 from xvlm.data.lake.sqlrun import SqlRunner
+from xvlm.errors import BadInput
 
 _UINT32_MAX = 2**32 - 1
 
@@ -97,7 +98,7 @@ def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
     if isinstance(p, OpenImagesPaths):
         return SourceInputs([r(f) for f in [*p.boxes.values(), p.class_descriptions]],
                             [r(d) for d in p.image_dirs.values()], True)
-    raise ValueError(f"unknown source {source!r}")
+    raise BadInput(f"unknown source {source!r}")
 
 
 def source_settings(cfg: IngestConfig, source: str) -> dict:
@@ -203,7 +204,7 @@ def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPat
                                                  "the parallel lists cannot be paired")
             prefix = "image_urls["
         else:
-            raise ValueError(f"{source}: unknown caption layout {p.layout!r}")
+            raise BadInput(f"{source}: unknown caption layout {p.layout!r}")
         _check_url_column(run, p)
         parquet = sorted(cfg.resolve(p.images_dir).glob("*.parquet"))
         if parquet:

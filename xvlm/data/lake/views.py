@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from xvlm.data.lake.writer import PART_FILE, TABLES
+from xvlm.errors import MissingInput
 
 LAKE_DB = "lake.duckdb"
 # Storage format for lake.duckdb: the `duckdb` shell the project ships (PyPI duckdb-cli 1.5.x) reads
@@ -121,7 +122,7 @@ def lake_sql(lake_root: str | Path, query: str) -> tuple[list[str], list[tuple[A
     """Run a read-only query against ``lake.duckdb``; returns (column names, rows)."""
     db = Path(lake_root) / LAKE_DB
     if not db.is_file():
-        raise FileNotFoundError(f"{db}: no lake database; run the ingest first")
+        raise MissingInput(f"{db}: no lake database; run the ingest first")
     con = connect_lake_db(db, read_only=True)
     try:
         cur = con.execute(query)

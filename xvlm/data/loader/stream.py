@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from xvlm.data.augment import AugmentConfig, Augmenter, SamplePlan, plan_image_text, plan_region
 from xvlm.data.collate import Collator, MaskingConfig
 from xvlm.data.loader.records import CorruptSample, parse_sample
+from xvlm.errors import MissingInput
 from xvlm.models.objective import PretrainBatch
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class DataConfig:
         for s in self.shards:
             out.extend(sorted(glob.glob(s)) if any(c in s for c in "*?[") else [s])
         if not out:
-            raise FileNotFoundError(f"no shards match {self.shards}")
+            raise MissingInput(f"no shards match {self.shards}")
         return out
 
     def augment(self) -> AugmentConfig:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from xvlm.errors import BadInput, OutputExists
+
 from .coco import write_coco
 from .common import Corpus
 from .detection import write_objects365, write_openimages
@@ -50,7 +52,7 @@ class CorpusSizes:
                    "objects365": 8, "openimages": 8, "flickr30k": 7}
         for name, low in minimum.items():
             if getattr(self, name) < low:
-                raise ValueError(f"CorpusSizes.{name}={getattr(self, name)} is below the minimum {low}")
+                raise BadInput(f"CorpusSizes.{name}={getattr(self, name)} is below the minimum {low}")
 
 
 def _writers(sizes: CorpusSizes) -> list[Callable[[Corpus], None]]:
@@ -79,9 +81,9 @@ def write_sample_corpus(
     root = Path(root).absolute()
     sizes = sizes or CorpusSizes()
     if root.exists() and not root.is_dir():
-        raise FileExistsError(f"{root} exists and is not a directory")
+        raise OutputExists(f"{root} exists and is not a directory")
     if root.exists() and any(root.iterdir()) and not overwrite:
-        raise FileExistsError(f"{root} is not empty; pass overwrite=True to replace it")
+        raise OutputExists(f"{root} is not empty; pass overwrite=True to replace it")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-", dir=root.parent))
     try:

@@ -37,6 +37,7 @@ from xvlm.data.shards.writer import (
     shard_paths,
     write_shard,
 )
+from xvlm.errors import MissingInput
 
 AUDITS = ("audit_boxes_inside", "audit_no_leak", "audit_unique_keys", "audit_manifest_members")
 QUARANTINE_SCHEMA = pa.schema([("shard", pa.int32()), ("key", pa.string()), ("reason", pa.string()),
@@ -164,5 +165,5 @@ def build_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Pa
 def load_build(out: str | Path) -> dict[str, Any]:
     plan = read_plan(Path(out))
     if plan is None:
-        raise FileNotFoundError(f"{out}: no samples.json; run plan_build first")
+        raise MissingInput(f"{out}: no samples.json; run plan_build first")
     return plan

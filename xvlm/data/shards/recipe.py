@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from xvlm.configtree import build
+from xvlm.errors import BadInput, MissingInput
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RECIPE_DIR = REPO_ROOT / "recipes"
@@ -49,18 +50,18 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise ValueError(f"recipe name {self.name!r}: use lower-case letters, digits, '_', '-', '+', '.'")
+            raise BadInput(f"recipe name {self.name!r}: use lower-case letters, digits, '_', '-', '+', '.'")
         if not self.sources:
-            raise ValueError(f"recipe {self.name!r}: 'sources' is empty")
+            raise BadInput(f"recipe {self.name!r}: 'sources' is empty")
         if len(set(self.sources)) != len(self.sources):
-            raise ValueError(f"recipe {self.name!r}: 'sources' lists a source twice")
+            raise BadInput(f"recipe {self.name!r}: 'sources' lists a source twice")
         for key in ("max_captions_per_image", "max_concepts_per_image", "max_caption_words", "shard_size"):
             if int(getattr(self, key)) < 1:
-                raise ValueError(f"recipe {self.name!r}: {key} must be >= 1")
+                raise BadInput(f"recipe {self.name!r}: {key} must be >= 1")
         if self.resize_max_side is not None and self.resize_max_side < 8:
-            raise ValueError(f"recipe {self.name!r}: resize_max_side must be >= 8 or null")
+            raise BadInput(f"recipe {self.name!r}: resize_max_side must be >= 8 or null")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"recipe {self.name!r}: jpeg_quality must be in 1..100")
+            raise BadInput(f"recipe {self.name!r}: jpeg_quality must be in 1..100")
 
     @property
     def leak_pairs(self) -> list[str]:
@@ -90,11 +91,11 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         p = RECIPE_DIR / f"{name_or_path}.json"
     if not p.is_file():
         known = sorted(f.stem for f in RECIPE_DIR.glob("*.json"))
-        raise FileNotFoundError(f"{p}: no such recipe; known recipes: {known}")
+        raise MissingInput(f"{p}: no such recipe; known recipes: {known}")
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc})") from exc
+        raise BadInput(f"{p}: not valid JSON ({exc})") from exc
     return Recipe.from_dict(doc, where=str(p))
 
 

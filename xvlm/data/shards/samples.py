@@ -29,6 +29,7 @@ from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.data.shards.images import probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
+from xvlm.errors import MissingInput
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
@@ -70,7 +71,7 @@ def _create_lake_views(con: duckdb.DuckDBPyConnection, lake_root: Path, sources:
     for t in LAKE_TABLES:
         files = lake_parts(lake_root, t, None if t == "splits" else sources)
         if not files:
-            raise FileNotFoundError(f"{lake_root / t}: no Parquet partition for sources {sources}; "
+            raise MissingInput(f"{lake_root / t}: no Parquet partition for sources {sources}; "
                                     "run the lake ingest first")
         # DDL cannot bind parameters: the file list is written as quoted literals (quotes doubled).
         lits = ", ".join("'" + f.replace("'", "''") + "'" for f in files)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xvlm.data.lake import connect_lake_db
+from xvlm.errors import MissingInput
 
 VIEWS: dict[str, str] = {
     "samples": "SELECT * FROM read_parquet({samples})",
@@ -49,7 +50,7 @@ def write_shard_views(lake_db: str | Path, build: str | Path) -> list[str]:
              "quarantine": build / "quarantine.parquet"}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{missing[0]}: build not finalized; run the shard build first")
+        raise MissingInput(f"{missing[0]}: build not finalized; run the shard build first")
     con = connect_lake_db(lake_db)
     try:
         for name, body in VIEWS.items():
