@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xvlm.envdefaults import OFFLINE_DEFAULTS
+
 HOST = "127.0.0.1"
 PID_FILE = "serve.pids"
 
@@ -59,14 +61,11 @@ class Services:
 
     def env(self) -> dict[str, str]:
         return {
+            **OFFLINE_DEFAULTS,
             "PREFECT_HOME": str(self.home / ".prefect"),
             "PREFECT_API_URL": self.prefect_api,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_RUNNER_POLL_FREQUENCY": "2",
             "MLFLOW_TRACKING_URI": self.mlflow_ui,
-            "DO_NOT_TRACK": "true",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "HF_HUB_OFFLINE": "1",
             "XVLM_SERVE_HOME": str(self.home),
         }
 

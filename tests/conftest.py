@@ -6,15 +6,9 @@ from __future__ import annotations
 import os
 
 # Must be set before prefect / mlflow / transformers are imported anywhere.
-for _k, _v in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}.items():
-    os.environ.setdefault(_k, _v)
+from xvlm.envdefaults import apply_offline_defaults  # noqa: E402
+
+apply_offline_defaults(extra={"PREFECT_LOGGING_LEVEL": "WARNING"})
 
 import subprocess  # noqa: E402  (the environment above comes first)
 import sys  # noqa: E402

@@ -77,3 +77,11 @@ def test_vl_task_configs_layer_defaults_recipe_and_preset() -> None:
     cap, vqa = ds.task_config("caption"), ds.task_config("vqa")
     assert (cap.epochs, cap.lr, cap.batch_size) == (1, 1e-5, 32)     # preset < recipe < TaskConfig default
     assert (vqa.epochs, vqa.lr, vqa.batch_size) == (10, 5e-5, 24)
+
+
+def test_the_old_name_of_new_lr_mult_still_loads_with_a_warning() -> None:
+    from xvlm.train.config import PretrainConfig
+
+    with pytest.warns(DeprecationWarning, match=r"pretrain\.optim\.lr_mult_new is deprecated: use pretrain\.optim\.new_lr_mult"):
+        cfg = PretrainConfig.from_dict({"optim": {"lr_mult_new": 3.0}})
+    assert cfg.optim.new_lr_mult == 3.0 and "lr_mult_new" not in cfg.to_dict()["optim"]

@@ -160,7 +160,10 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def preview_image(lb: LoaderBatch, mean: tuple[float, ...] | None = None, max_images: int = 4) -> Image.Image:
-    """Grid of the first images with each text's box (whole-image texts listed without a box)."""
+    """Grid of the first images with each region text's box (``xvlm.viz.draw_boxes``, the one box
+    painter) and the image's texts listed below it."""
+    from xvlm.viz import draw_boxes
+
     b = lb.batch
     n = min(max_images, b.images.shape[0])
     res = b.images.shape[-1]
@@ -170,15 +173,15 @@ def preview_image(lb: LoaderBatch, mean: tuple[float, ...] | None = None, max_im
     draw = ImageDraw.Draw(canvas)
     palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (0, 0, 0)]
     for i in range(n):
+        rows = [j for j in range(len(lb.texts)) if int(b.image_index[j]) == i][:6]
+        colours = [palette[r % len(palette)] for r in range(len(rows))]
+        regions = [(tuple(float(v) for v in b.boxes[j]), colours[r]) for r, j in enumerate(rows)
+                   if b.boxes is not None and b.is_region is not None and bool(b.is_region[j])]
         img = Image.fromarray(b.images[i].permute(1, 2, 0).numpy()).resize((tile_w, tile_w))
-        canvas.paste(img, (i * tile_w, 0))
-        rows = [j for j in range(len(lb.texts)) if int(b.image_index[j]) == i]
-        for r, j in enumerate(rows[:6]):
-            colour = palette[r % len(palette)]
-            if b.boxes is not None and b.is_region is not None and bool(b.is_region[j]):
-                x, y, w, h = (float(v) * scale for v in b.boxes[j])
-                draw.rectangle([i * tile_w + x, y, i * tile_w + x + w, y + h], outline=colour, width=2)
-            draw.text((i * tile_w + 2, tile_w + 2 + 14 * r), lb.texts[j][:40], fill=colour)
+        canvas.paste(draw_boxes(img, [box for box, _ in regions], colours=[c for _, c in regions], scale=scale),
+                     (i * tile_w, 0))
+        for r, j in enumerate(rows):
+            draw.text((i * tile_w + 2, tile_w + 2 + 14 * r), lb.texts[j][:40], fill=colours[r])
     return canvas
 
 

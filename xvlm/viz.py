@@ -224,7 +224,7 @@ def show_sample(build_dir: str | Path, key: str, out_png: str | Path, scale: int
 def grounding_picture(image: Image.Image, text: str, pred_box: Box, true_box: Box | None = None,
                       scale: int | None = None) -> Image.Image:
     """The image with the predicted box (red, "pred") and the true box (green, "true"), the expression and,
-    with a true box, their IoU (``torchvision.ops.box_iou``) written below."""
+    with a true box, their IoU (``xvlm.eval.metrics.paired_iou``, the one IoU) written below."""
     s = scale or render_scale(image.size)
     big = image.convert("RGB").resize((image.width * s, image.height * s), Image.Resampling.NEAREST)
     boxes, labels, colours = [pred_box], ["pred"], [PRED_COLOUR]
@@ -235,16 +235,10 @@ def grounding_picture(image: Image.Image, text: str, pred_box: Box, true_box: Bo
              ("pred: " + ", ".join(f"{v:.1f}" for v in pred_box), PRED_COLOUR)]
     if true_box is not None:
         lines.append(("true: " + ", ".join(f"{v:.1f}" for v in true_box), TRUE_COLOUR))
-        lines.append((f"IoU {box_iou_xywh(pred_box, true_box):.3f}", (0, 0, 0)))
+        from xvlm.eval.metrics import box_iou  # torch: imported only when a true box is given
+
+        lines.append((f"IoU {box_iou(pred_box, true_box):.3f}", (0, 0, 0)))
     return _with_legend(picture, lines)
-
-
-def box_iou_xywh(a: Box, b: Box) -> float:
-    import torch
-    from torchvision.ops import box_convert, box_iou
-
-    t = box_convert(torch.tensor([list(a), list(b)], dtype=torch.float64), "xywh", "xyxy")
-    return float(box_iou(t[:1], t[1:])[0, 0])
 
 
 # --------------------------------------------------------------------------------------------------------

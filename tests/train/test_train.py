@@ -204,3 +204,25 @@ def test_two_rank_fsdp_matches_ddp_and_resumes_exactly(tmp_path: Path, shards: l
     assert all(v["exp_avg"].shape == state["model"][k].shape for k, v in adam.items())
     cut.stop_after = None
     assert _spawn(cut) == full  # bitwise: same sharding, same reduction order
+
+
+def test_fine_tuning_groups_come_from_the_same_builder() -> None:
+    """``prefix_param_groups`` (fine-tuning) and ``param_groups`` (pre-training) are both ``grouped_params``: the
+    same no-decay rule, every trainable parameter exactly once, lr = base x the first matching prefix's
+    multiplier, groups in first-seen order. (Checked against the two builders it replaced: identical groups,
+    order, lr and weight decay on the debug model.)"""
+    from xvlm.models.xvlm import build_model
+    from xvlm.train.optim import no_decay, prefix_param_groups
+
+    model = build_model("xvlm-debug")
+    mults = {"vision_encoder.": 0.1, "itm_head.": 2.0, "itm_head.bias": 5.0}   # first match wins: bias x2
+    groups = prefix_param_groups(model, 1e-3, 0.01, mults)
+    seen = {id(p): g for g in groups for p in g["params"]}
+    assert len(seen) == sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    for name, p in model.named_parameters():
+        g = seen[id(p)]
+        mult = 0.1 if name.startswith("vision_encoder.") else 2.0 if name.startswith("itm_head.") else 1.0
+        assert g["lr"] == pytest.approx(1e-3 * mult) and g["lr_mult"] == mult
+        assert g["weight_decay"] == (0.0 if no_decay(name, p) else 0.01)
+    first = next(iter(model.named_parameters()))[0]
+    assert groups[0]["params"][0] is dict(model.named_parameters())[first]

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from xvlm.eval.metrics import box_iou
 from xvlm.viz import (
     PALETTE,
     PRED_COLOUR,
     TRUE_COLOUR,
-    box_iou_xywh,
     data_report,
     draw_boxes,
     grounding_picture,
@@ -139,7 +139,7 @@ def test_show_sample_unknown_key(demo_shards: tuple[Path, Path, Path], tmp_path:
 
 
 def test_grounding_picture_and_iou() -> None:
-    assert box_iou_xywh((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
     src = noise_image(50, 40, seed=3)
     pred, true = [4.0, 6.0, 20.0, 18.0], [25.0, 10.0, 20.0, 25.0]
     arr = np.asarray(grounding_picture(src, "the left thing", pred, true, scale=4))

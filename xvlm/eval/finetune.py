@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from xvlm.errors import BadInput
+from xvlm.train.optim import prefix_param_groups
 
 LossFn = Callable[[nn.Module, Any], Mapping[str, Tensor]]
 
@@ -47,7 +48,7 @@ class FinetuneConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_frac: float = 0.1
     max_steps: int | None = None  # stop early (debug / tests); the schedule spans min(total, max_steps)
-    grad_clip: float | None = None
+    clip_grad: float | None = None
     select: str | None = None  # metric maximised on validation; None = keep the last weights
     seed: int = 0
 
@@ -64,19 +65,6 @@ class FinetuneResult:
     best_epoch: int | None  # 0-based epoch whose weights the model holds (None: no selection)
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: mean losses, metrics, seconds
-
-
-def param_groups(model: nn.Module, cfg: FinetuneConfig, lr_mults: Mapping[str, float]) -> list[dict]:
-    """AdamW groups: (decay | no decay) x learning-rate multiplier (first matching name prefix, else 1)."""
-    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        no_decay = p.ndim < 2 or name.endswith(".bias") or "LayerNorm" in name or name == "temp"
-        mult = next((m for pre, m in lr_mults.items() if name.startswith(pre)), 1.0)
-        groups.setdefault((no_decay, mult), []).append(p)
-    return [{"params": ps, "weight_decay": 0.0 if nd else cfg.weight_decay, "lr": cfg.lr * mult,
-             "base_lr_mult": mult} for (nd, mult), ps in groups.items()]
 
 
 def linear_warmup_decay(step: int, total: int, warmup_frac: float) -> float:
@@ -117,7 +105,7 @@ def finetune(model: nn.Module, loss_fn: LossFn, train_loader: Iterable[Any], cfg
         raise BadInput("finetune: the training loader is empty")
     total = per_epoch * cfg.epochs if cfg.max_steps is None else min(per_epoch * cfg.epochs, cfg.max_steps)
     model.to(device)
-    groups = param_groups(model, cfg, lr_mults or {})
+    groups = prefix_param_groups(model, cfg.lr, cfg.weight_decay, lr_mults or {})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     best_score, best_state, best_epoch, best_metrics = -math.inf, None, None, {}
     history: list[dict[str, Any]] = []
@@ -132,13 +120,13 @@ def finetune(model: nn.Module, loss_fn: LossFn, train_loader: Iterable[Any], cfg
         for batch in train_loader:
             factor = linear_warmup_decay(step, total, cfg.warmup_frac)
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * g["base_lr_mult"] * factor
+                g["lr"] = cfg.lr * g["lr_mult"] * factor
             losses = loss_fn(model, to_device(batch, device))
             loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[union-attr]
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             opt.step()
             vals = {k: float(v.detach()) for k, v in losses.items()}
             for k, v in vals.items():

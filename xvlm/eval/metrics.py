@@ -114,6 +114,11 @@ def paired_iou(a_xywh: Tensor, b_xywh: Tensor) -> Tensor:
     return inter / union.clamp(min=1e-12)
 
 
+def box_iou(a_xywh: Sequence[float], b_xywh: Sequence[float]) -> float:
+    """IoU of two (x, y, w, h) boxes: ``paired_iou`` on one pair (pictures and logs)."""
+    return float(paired_iou(torch.tensor([list(a_xywh)]), torch.tensor([list(b_xywh)]))[0])
+
+
 def accuracy_at_iou(pred_xywh: Tensor, gt_xywh: Tensor, threshold: float = 0.5) -> float:
     """Percentage of predictions with IoU >= ``threshold`` against their ground truth (Acc@0.5)."""
     if pred_xywh.shape[0] == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from xvlm.configtree import build
 from xvlm.data.loader import DataConfig
@@ -18,11 +18,15 @@ from xvlm.data.loader import DataConfig
 
 @dataclass
 class OptimConfig:
+    # Renamed knobs, accepted with a DeprecationWarning until 0.2 (docs/training.md, "Configuration"):
+    # one name per knob, ``new_lr_mult`` beside ``vision_lr_mult`` and the fine-tuning TaskConfig's.
+    RENAMED: ClassVar[dict[str, str]] = {"lr_mult_new": "new_lr_mult"}
+
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8
     weight_decay: float = 0.01
-    lr_mult_new: float = 2.0  # newly initialised parameters (cross-attention, projections, heads, temp)
+    new_lr_mult: float = 2.0  # newly initialised parameters (cross-attention, projections, heads, temp)
     # Vision tower (``vision_encoder.*``) lr multiplier, for from-scratch towers only: a random Swin trained at
     # the text side's lr collapses to constant features in ~50 steps (docs/training.md, Known gaps). The
     # reference starts from a pre-trained Swin (METHOD.md §2) and keeps 1.0.

@@ -114,11 +114,6 @@ def _check_images(records: Sequence[CaptionImage], source: Path) -> None:
                                 f"(image_id {missing[0].image_id})")
 
 
-def gt_from_records(records: Sequence[CaptionImage]) -> dict[int, list[str]]:
-    """Reference captions per image id (raw text; pycocoevalcap's PTB tokenizer cleans them)."""
-    return {r.image_id: list(r.captions) for r in records}
-
-
 def read_gt_json(path: str | Path) -> dict[int, list[str]]:
     """A COCO-format caption ground truth (``coco_karpathy_test_gt.json``) -> captions per image id."""
     path = Path(path)
