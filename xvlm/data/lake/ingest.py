@@ -126,7 +126,7 @@ def _ingest(cfg: IngestConfig, source: str, paths: Any, fingerprint: str | None,
             rows = run.query("images_to_check")
             checks = check_images(cfg.raw_root, rows, label=f"{source}: check images")
             run.con.register("image_checks_arrow", checks)
-            run.con.execute("INSERT INTO image_checks SELECT * FROM image_checks_arrow")
+            run.insert("image_checks", "image_checks_rows")
             run.con.unregister("image_checks_arrow")
         run.stage("t_images", "final_images", check_files=check)
         fused = fused_vg_regions(run, cfg, paths, stage / "regions.parquet") if fuse else None

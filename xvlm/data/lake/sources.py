@@ -197,8 +197,7 @@ def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPat
             prefix = "line "
         elif p.layout == "sbu_json":
             run.create("web_rows", "sbu_rows", file=p.captions, path=path, max_object_size=max_object_size(path))
-            bad = run.con.execute("SELECT any_value(n_urls), any_value(n_captions) FROM web_rows "
-                                  "WHERE n_urls <> n_captions").fetchone()
+            bad = run.query("sbu_count_mismatch")[0]
             if bad and bad[0] is not None:
                 raise LakeInputError(p.captions, f"image_urls has {bad[0]} entries but captions has {bad[1]}; "
                                                  "the parallel lists cannot be paired")
@@ -220,9 +219,7 @@ def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPat
 
 def _check_url_column(run: SqlRunner, p: WebCaptionPaths) -> None:
     """A file whose url column mostly holds no URLs has its columns swapped: refuse it, name the fix."""
-    n, bad = run.con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE url IS NULL OR NOT regexp_matches(url, '^https?://')) "
-        "FROM web_rows").fetchone()
+    n, bad = run.query("web_url_check")[0]
     if n and bad * 2 > n:
         want = {"caption_url": "caption<TAB>url", "url_caption": "url<TAB>caption"}.get(p.layout, p.layout)
         raise LakeInputError(p.captions, f"{bad} of {n} rows have no http(s) URL in the url column: wrong "

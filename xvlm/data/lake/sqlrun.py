@@ -1,8 +1,10 @@
 """Run the ``sql/`` files: load a query by name, bind ``$params``, materialise it or COPY it to Parquet.
 
 Each ``.sql`` file holds exactly ONE query (checked when loaded) and a header comment with its grain
-and parameters. Values are always bound as parameters; the only text this module puts around a query
-is a table name, which must be a plain identifier chosen by our code (checked), never user input.
+and parameters (``sql/README.md``). Values are always bound as parameters; the only text this module
+puts around a query is a table name, which must be a plain identifier chosen by our code (checked),
+never user input. The one exception is :func:`view_ddl`: a view is DDL, which DuckDB cannot prepare,
+so the file paths a view reads are written into its text as quoted literals there, and nowhere else.
 """
 
 from __future__ import annotations
@@ -48,6 +50,32 @@ def _ident(name: str) -> str:
     if not _IDENT.match(name):
         raise ValueError(f"not a plain SQL identifier: {name!r}")
     return name
+
+
+def _literal(value: Any) -> str:
+    """A quoted SQL string literal (quotes doubled), or a list of them, for :func:`view_ddl` only."""
+    if isinstance(value, (str, Path)):
+        return "'" + str(value).replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    raise TypeError(f"a view can only name strings or lists of strings, not {type(value).__name__}")
+
+
+def view_ddl(view: str, name: str, temp: bool = False, **params: Any) -> str:
+    """``CREATE OR REPLACE [TEMP] VIEW <view> AS <sql/<name>.sql>``, each ``$param`` written as a literal.
+
+    The ONE place where a value becomes SQL text. Why: DuckDB cannot bind parameters in DDL (``CREATE
+    VIEW ... read_parquet($p)`` fails with "Unexpected prepared parameter"), and the views over Parquet
+    files (lake.duckdb, the samples step's ``l_*`` views, staged tables) must name their files. ``view``
+    must be a plain identifier; values are strings/paths or lists of them chosen by our code (file
+    paths), quoted by :func:`_literal`. The file's comments are left out of the view's text.
+    """
+    body = "\n".join(line.split("--", 1)[0].rstrip() for line in load_sql(name).splitlines())
+    wanted = sql_params(name)
+    if wanted != params.keys():
+        raise ValueError(f"sql/{name}.sql binds {sorted(wanted)}, given {sorted(params)}")
+    body = _PARAM.sub(lambda m: _literal(params[m.group(1)]), body.strip())
+    return f"CREATE OR REPLACE {'TEMP ' if temp else ''}VIEW {_ident(view)} AS {body}"
 
 
 class SqlRunner:
@@ -147,26 +175,26 @@ class SqlRunner:
         d.mkdir(parents=True, exist_ok=False)
         self._run(name, "COPY ({q}) TO $stage_path (FORMAT parquet)", {**params, "stage_path": str(d / "part-0.parquet")},
                   file)
-        glob = str(d / "part-*.parquet").replace("'", "''")
-        # DDL cannot bind parameters: t is a checked identifier and the path is quoted above.
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")  # noqa: S608
+        self.con.execute(view_ddl(t, "views/parquet_parts", temp=True, files=str(d / "part-*.parquet")))
         self._staged[t] = (d, [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {t}").fetchall()])
         return self.count(t)
 
-    def copy_parquet(self, name: str, path: Path, **params: Any) -> None:
-        """``COPY (<query>) TO path`` as one zstd Parquet file."""
+    def copy_parquet(self, name: str, path: Path, row_group_size: int | None = None, **params: Any) -> None:
+        """``COPY (<query>) TO path`` as one zstd Parquet file (``row_group_size``: rows per row group)."""
         params = {**params, "copy_path": str(path)}
         sql, bound = self._bind(name, params)
         bound["copy_path"] = str(path)
-        self.con.execute(f"COPY ({sql}) TO $copy_path (FORMAT parquet, COMPRESSION zstd)", bound)
+        rg = ""
+        if row_group_size is not None:
+            rg, bound["row_group_size"] = ", ROW_GROUP_SIZE $row_group_size", int(row_group_size)
+        self.con.execute(f"COPY ({sql}) TO $copy_path (FORMAT parquet, COMPRESSION zstd{rg})", bound)
 
     def fork(self) -> SqlRunner:
         """A runner on a new cursor of the same database (it can run a query concurrently with this one,
         from another thread); the staged views are declared there too (temp views are per cursor)."""
         other = SqlRunner(self.con.cursor(), self.prefix, self.stage_dir)
         for t, (d, schema) in self._staged.items():
-            glob = str(d / "part-*.parquet").replace("'", "''")
-            other.con.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")  # noqa: S608
+            other.con.execute(view_ddl(t, "views/parquet_parts", temp=True, files=str(d / "part-*.parquet")))
             other._staged[t] = (d, schema)
         return other
 

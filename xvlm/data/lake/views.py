@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
 from xvlm.data.lake.writer import PART_FILE, TABLES
 from xvlm.errors import MissingInput
 
@@ -36,20 +37,10 @@ def connect_lake_db(path: str | Path, read_only: bool = False) -> duckdb.DuckDBP
     return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
 
 
-def _lit(s: str) -> str:
-    """A SQL string literal (DDL cannot bind parameters); quotes are doubled."""
-    return "'" + s.replace("'", "''") + "'"
-
-
 def _view_ddl(out: Path, tables: list[str]) -> list[str]:
-    ddl = []
-    for t in tables:
-        glob = str(out / t / "source=*" / PART_FILE)
-        # DDL cannot bind parameters: t is one of TABLES and the path is quoted by _lit.
-        ddl.append(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({_lit(glob)}, hive_partitioning = false);")  # noqa: S608
+    ddl = [view_ddl(t, "views/lake_table", files=str(out / t / "source=*" / PART_FILE)) for t in tables]
     if "quarantine" in tables:
-        ddl.append("CREATE VIEW quarantine_summary AS SELECT source, entity, reason, count(*) AS n "
-                   "FROM quarantine GROUP BY ALL ORDER BY ALL;")
+        ddl.append(view_ddl("quarantine_summary", "views/quarantine_summary"))
     return ddl
 
 
@@ -59,7 +50,7 @@ def _existing_ddl(db: Path) -> list[str] | None:
     except duckdb.Error:
         return None
     try:
-        return [r[0] for r in con.execute("SELECT ddl FROM _lake_views ORDER BY i").fetchall()]
+        return [r[0] for r in SqlRunner(con, prefix="views").query("lake_views_ddl")]
     except duckdb.Error:
         return None
     finally:
@@ -85,8 +76,7 @@ def write_lake_db(out: Path) -> Path | None:
         for stmt in ddl:
             con.execute(stmt)
         # The DDL as written, to recognise an up-to-date database on the next run.
-        con.execute("CREATE TABLE _lake_views AS SELECT unnest($d) AS ddl, unnest(range(len($d))) AS i",
-                    {"d": ddl})
+        SqlRunner(con, prefix="views").create("_lake_views", "lake_views_record", temp=False, ddl=ddl)
     finally:
         con.close()
     os.replace(tmp, final)
@@ -98,6 +88,7 @@ def lake_stats(lake_root: str | Path) -> dict[str, dict[str, Any]]:
     root = Path(lake_root)
     out: dict[str, dict[str, Any]] = {}
     con = duckdb.connect()
+    run = SqlRunner(con, prefix="views")
     try:
         for m in sorted((root / "_manifest").glob("*.json")):
             doc = json.loads(m.read_text(encoding="utf-8"))
@@ -107,7 +98,7 @@ def lake_stats(lake_root: str | Path) -> dict[str, dict[str, Any]]:
                 p = root / table / f"source={source}" / PART_FILE
                 if not p.is_file():
                     continue
-                n = con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(p)}).fetchone()[0]
+                n = run.query("parquet_row_count", path=p)[0][0]
                 e = stats["entities"].get(table)
                 if e is not None and e["loaded"] != n:
                     raise RuntimeError(f"{p}: {n} rows on disk but the manifest says {e['loaded']} loaded; "

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from xvlm.data.lake.sqlrun import SqlRunner
+from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
 from xvlm.data.shards.recipe import Recipe, build_id, load_recipe
 from xvlm.data.shards.samples import (
     _create_lake_views,
@@ -129,10 +129,8 @@ def audit_build(out: Path, plan: dict[str, Any]) -> dict[str, list[list[Any]]]:
     con = duckdb.connect()
     try:
         _create_lake_views(con, Path(plan["lake_root"]), list(plan["recipe"]["sources"]))
-        # Views cannot bind parameters: our own file paths go in as quoted literals.
         for view, file in (("a_samples", "samples"), ("a_manifest", "manifest"), ("a_quarantine", "quarantine")):
-            con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM read_parquet("  # noqa: S608
-                        + _lit(str(out / f"{file}.parquet")) + ")")
+            con.execute(view_ddl(view, "views/parquet_file", temp=True, path=out / f"{file}.parquet"))
         con.register("a_members", pa.table({"tar": [m[0] for m in members], "name": [m[1] for m in members],
                                             "off": pa.array([m[2] for m in members], pa.int64()),
                                             "size": pa.array([m[3] for m in members], pa.int64())}))
@@ -143,10 +141,6 @@ def audit_build(out: Path, plan: dict[str, Any]) -> dict[str, list[list[Any]]]:
         con.close()
     write_json_atomic(out / "audit.json", {k: [[str(x) for x in r] for r in v[:100]] for k, v in res.items()})
     return res
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def build_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: Recipe | str,

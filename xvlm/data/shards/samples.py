@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from xvlm.data.lake.sqlrun import SqlRunner
+from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
 from xvlm.data.shards.images import probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
@@ -73,10 +73,7 @@ def _create_lake_views(con: duckdb.DuckDBPyConnection, lake_root: Path, sources:
         if not files:
             raise MissingInput(f"{lake_root / t}: no Parquet partition for sources {sources}; "
                                     "run the lake ingest first")
-        # DDL cannot bind parameters: the file list is written as quoted literals (quotes doubled).
-        lits = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW l_{t} AS "  # noqa: S608
-                    f"SELECT * FROM read_parquet([{lits}], union_by_name = true)")
+        con.execute(view_ddl(f"l_{t}", "views/parquet_parts", temp=True, files=files))
 
 
 ROW_GROUP_ROWS = 2048
@@ -86,15 +83,10 @@ keep that read near the shard's own rows (DuckDB's default of ~123K rows made a 
 the 4m recipe read ~24x its rows)."""
 
 
-ORDER = {"samples": "shard, image_key"}
-"""Row order of the written plan tables (the runner sets ``preserve_insertion_order = false``)."""
-
-
 def _atomic_copy(run: SqlRunner, name: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    order = f" ORDER BY {ORDER[name]}" if name in ORDER else ""
-    run.con.execute(f"COPY (SELECT * FROM {name}{order}) TO $p (FORMAT parquet, COMPRESSION zstd, "  # noqa: S608
-                    f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})", {"p": str(tmp)})
+    # sql/samples/out_<table>.sql, whatever the runner's own prefix
+    SqlRunner(run.con, prefix="samples").copy_parquet(f"out_{name}", tmp, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, path)
 
 
@@ -130,8 +122,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
     try:
         _create_lake_views(run.con, lake_root, sources)
         n_sel = run.create("sel_images", "selected_images", sources=sources)
-        rows = run.con.execute("SELECT image_key, path, tar_key, width, height FROM sel_images "
-                               "ORDER BY path, tar_key").fetchall()
+        rows = run.query("probe_rows")
         probe = probe_images(raw_root, rows, workers=workers)
         run.con.register("probe", probe)
         run.create("outcomes", "image_outcomes", leak_pairs=recipe.leak_pairs)
@@ -139,8 +130,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         run.create("concept_cands", "concept_candidates", include_groups=recipe.include_groups,
                    max_concepts=recipe.max_concepts_per_image)
         run.create("sample_rows", "sample_rows")
-        n_samples = run.con.execute("SELECT count(*) FROM sample_rows "
-                                    "WHERE n_captions + n_concepts > 0").fetchone()[0]
+        n_samples = run.query("sample_count")[0][0]
         n_shards = max(1, math.ceil(n_samples / recipe.shard_size))
         run.create("samples", "samples", n_shards=n_shards, seed=recipe.seed)
         n_removed = run.create("removed", "removed")
@@ -148,7 +138,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         stats = _stats(run, recipe, n_sel, n_samples, n_removed)
         for t in ("samples", "removed", "dropped_texts"):
             _atomic_copy(run, t, out / f"{t}.parquet")
-        sizes = dict(run.con.execute("SELECT shard, count(*) FROM samples GROUP BY shard").fetchall())
+        sizes = dict(run.query("shard_sizes"))
     finally:
         run.close()
     _crash_point("plan", "before_plan")
@@ -164,33 +154,22 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
 
 def _stats(run: SqlRunner, recipe: Recipe, n_sel: int, n_samples: int, n_removed: int) -> dict[str, Any]:
     """Counts for the stats record, with the invariants checked (a mismatch is a bug: it raises)."""
-    con = run.con
     if n_sel != n_samples + n_removed:
         raise AssertionError(f"images: {n_sel} selected != {n_samples} samples + {n_removed} removed")
-    removed = {r: int(n) for r, n in con.execute(
-        "SELECT reason, count(*) FROM removed GROUP BY reason ORDER BY reason").fetchall()}
+    removed = {r: int(n) for r, n in run.query("removed_by_reason")}
     by_source: dict[str, dict[str, int]] = {}
-    for s, r, n in con.execute("SELECT source, reason, count(*) FROM removed GROUP BY ALL ORDER BY ALL").fetchall():
+    for s, r, n in run.query("removed_by_source"):
         by_source.setdefault(s, {})[r] = int(n)
     texts: dict[str, dict[str, dict[str, int]]] = {}
     for entity, source, reason, n in run.query("text_counts"):
         texts.setdefault(entity, {}).setdefault(source, {})[reason or "kept"] = int(n)
-    for entity, table in (("captions", "l_captions"), ("concepts", None)):
-        if table:
-            n_in = con.execute("SELECT count(*) FROM l_captions WHERE image_key IN "
-                               "(SELECT image_key FROM sel_images)").fetchone()[0]
-        else:
-            n_in = con.execute("SELECT (SELECT count(*) FROM l_regions WHERE image_key IN "
-                               "(SELECT image_key FROM sel_images)) + (SELECT count(*) FROM l_objects "
-                               "WHERE image_key IN (SELECT image_key FROM sel_images))").fetchone()[0]
+    texts_in = dict(zip(("captions", "concepts"), run.query("texts_in")[0], strict=True))
+    for entity, n_in in texts_in.items():
         n_out = sum(n for per in texts.get(entity, {}).values() for n in per.values())
         if n_in != n_out:
             raise AssertionError(f"{entity}: {n_in} rows in != {n_out} kept + dropped")
-    leak_lists = {p: int(n) for p, n in con.execute(
-        "SELECT dataset || '/' || split, count(*) FROM l_splits "
-        "WHERE list_contains($p, dataset || '/' || split) GROUP BY ALL ORDER BY ALL",
-        {"p": recipe.leak_pairs}).fetchall()}
-    kept = con.execute("SELECT sum(n_captions), sum(n_concepts) FROM samples").fetchone()
+    leak_lists = {p: int(n) for p, n in run.query("leak_lists_found", leak_pairs=recipe.leak_pairs)}
+    kept = run.query("kept_texts")[0]
     return {
         "images_selected": n_sel, "samples": n_samples, "removed": removed,
         "removed_by_source": by_source, "leaks_removed": removed.get("leak", 0),

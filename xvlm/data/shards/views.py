@@ -20,26 +20,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from xvlm.data.lake import connect_lake_db
+from xvlm.data.lake.sqlrun import view_ddl
 from xvlm.errors import MissingInput
 
-VIEWS: dict[str, str] = {
-    "samples": "SELECT * FROM read_parquet({samples})",
-    "sample_captions": ("SELECT s.shard, s.image_key, s.source, c.caption, c.i AS caption_index "
-                        "FROM read_parquet({samples}) AS s, "
-                        "unnest(list_transform(s.captions, lambda t, i: {{'caption': t, 'i': i}})) AS u(c)"),
-    "sample_concepts": ("SELECT s.shard, s.image_key, s.width, s.height, c.kind, c.text, c.attributes, "
-                        "c.x, c.y, c.w, c.h, c.source FROM read_parquet({samples}) AS s, "
-                        "unnest(s.concepts) AS u(c)"),
-    "manifest": "SELECT * FROM read_parquet({manifest})",
-    "samples_removed": "SELECT * FROM read_parquet({removed})",
-    "samples_dropped_texts": "SELECT * FROM read_parquet({dropped})",
-    "shard_quarantine": "SELECT * FROM read_parquet({quarantine})",
+VIEWS: dict[str, tuple[str, str]] = {
+    "samples": ("parquet_file", "samples"),
+    "sample_captions": ("sample_captions", "samples"),
+    "sample_concepts": ("sample_concepts", "samples"),
+    "manifest": ("parquet_file", "manifest"),
+    "samples_removed": ("parquet_file", "removed"),
+    "samples_dropped_texts": ("parquet_file", "dropped"),
+    "shard_quarantine": ("parquet_file", "quarantine"),
 }
-
-
-def _lit(s: str) -> str:
-    """A SQL string literal (DDL cannot bind parameters); quotes are doubled."""
-    return "'" + s.replace("'", "''") + "'"
+"""View name -> (its ``sql/views`` file, the build file it reads: its ``$path``, written in by ``view_ddl``)."""
 
 
 def write_shard_views(lake_db: str | Path, build: str | Path) -> list[str]:
@@ -53,8 +46,8 @@ def write_shard_views(lake_db: str | Path, build: str | Path) -> list[str]:
         raise MissingInput(f"{missing[0]}: build not finalized; run the shard build first")
     con = connect_lake_db(lake_db)
     try:
-        for name, body in VIEWS.items():
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS " + body.format(**{k: _lit(str(v)) for k, v in files.items()}))
+        for name, (sql, file) in VIEWS.items():
+            con.execute(view_ddl(name, f"views/{sql}", path=files[file]))
     finally:
         con.close()
     return list(VIEWS)
