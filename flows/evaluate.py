@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.finetune_vl import run_downstream
+from flows.retry import IO_RETRIES
 from xvlm.pipeline import retrieval_grounding as rg
 from xvlm.pipeline.config import DEFAULT_K, RG_TASKS, DownstreamConfig, FinetuneOptions
 from xvlm.pipeline.evaluation import finish_evaluation, plan_evaluation
@@ -22,7 +23,7 @@ from xvlm.pipeline.evaluation import finish_evaluation, plan_evaluation
 EXPERIMENT = rg.EXPERIMENT
 
 
-@task(name="resolve-checkpoint", retries=2, retry_delay_seconds=2)
+@task(name="resolve-checkpoint", **IO_RETRIES)
 def resolve_checkpoint(uri: str) -> str:
     """A local checkpoint file for ``uri`` (downloaded from MLflow when it is an artifact URI)."""
     return rg.resolve_checkpoint(uri)

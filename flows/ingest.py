@@ -22,13 +22,14 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
+from flows.retry import IO_RETRIES
 from xvlm import progress
 from xvlm.data.lake import IngestConfig, format_source_stats, ingest_source, source_fingerprint, write_lake_db
 from xvlm.data.lake.sources import source_inputs
 from xvlm.data.lake.writer import is_current
 
 
-@task(name="fingerprint-source", retries=2, retry_delay_seconds=1)
+@task(name="fingerprint-source", **IO_RETRIES)
 def fingerprint_source(config: dict[str, Any], source: str) -> str:
     return source_fingerprint(IngestConfig.from_dict(config), source)
 
@@ -39,7 +40,7 @@ def ingest_source_task(config: dict[str, Any], source: str, fingerprint: str, la
     return ingest_source(IngestConfig.from_dict(config), source, fingerprint=fingerprint)
 
 
-@task(name="write-lake-db", retries=2, retry_delay_seconds=1)
+@task(name="write-lake-db", **IO_RETRIES)
 def write_lake_db_task(out: str) -> str | None:
     p = write_lake_db(Path(out))
     return str(p) if p else None

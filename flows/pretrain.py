@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 
 from flows.evaluate import evaluation
 from flows.ingest import ingest
+from flows.retry import IO_RETRIES
 from flows.shards import shards
 from xvlm.pipeline import stages
 from xvlm.pipeline.config import experiment_name, resolve_run
@@ -27,12 +28,12 @@ def sample_corpus(raw_root: str, seed: int, recipe: str) -> str:
     return stages.sample_corpus_stage(raw_root, seed, recipe)
 
 
-@task(name="log-ingest-to-mlflow", retries=2, retry_delay_seconds=1)
+@task(name="log-ingest-to-mlflow", **IO_RETRIES)
 def log_ingest(work_dir: str, experiment: str, result: dict[str, Any]) -> str:
     return stages.log_ingest(work_dir, experiment, result)
 
 
-@task(name="data-report-to-mlflow", retries=2, retry_delay_seconds=1)
+@task(name="data-report-to-mlflow", **IO_RETRIES)
 def log_shards(work_dir: str, experiment: str, build_dir: str, lake_root: str, totals: dict[str, Any]) -> str:
     return stages.log_shards(work_dir, experiment, build_dir, lake_root, totals)
 

@@ -28,6 +28,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.retry import IO_RETRIES
 from xvlm import progress
 from xvlm.data.shards import (
     finalize,
@@ -38,35 +39,24 @@ from xvlm.data.shards import (
 )
 
 
-def _io_error_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: retry a failed run only when it failed with an ``OSError`` (disk, network FS)."""
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
-    return False
-
-
-@task(name="plan-samples", retries=2, retry_delay_seconds=1, retry_condition_fn=_io_error_only)
+@task(name="plan-samples", **IO_RETRIES)
 def plan_task(lake_root: str, raw_root: str, out_root: str, recipe: str, workers: int) -> tuple[str, dict[str, Any]]:
     out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers)
     return str(out), plan
 
 
-@task(name="write-shard", retries=2, retry_delay_seconds=1, retry_condition_fn=_io_error_only,
+@task(name="write-shard", **IO_RETRIES,
       task_run_name="write-shard-{shard}")
 def write_shard_task(out: str, shard: int, plan: dict[str, Any]) -> dict[str, Any]:
     return write_shard(Path(out), shard, plan)
 
 
-@task(name="finalize-shards", retries=2, retry_delay_seconds=1, retry_condition_fn=_io_error_only)
+@task(name="finalize-shards", **IO_RETRIES)
 def finalize_task(out: str, plan: dict[str, Any]) -> dict[str, Any]:
     return finalize(Path(out), plan)
 
 
-@task(name="shard-views", retries=2, retry_delay_seconds=1, retry_condition_fn=_io_error_only)
+@task(name="shard-views", **IO_RETRIES)
 def views_task(lake_db: str, out: str) -> list[str]:
     return write_shard_views(lake_db, out)
 

@@ -67,3 +67,34 @@ def test_the_cli_default_k_is_the_library_default() -> None:
     from xvlm.pipeline.config import DEFAULT_K as LIBRARY_K
 
     assert DEFAULT_K == LIBRARY_K
+
+
+def test_flow_tasks_retry_on_io_errors_only() -> None:
+    """Retries only on transient I/O (DEVELOPERS.md): every task that retries uses ``flows.retry.io_error_only``."""
+    from prefect.tasks import Task
+
+    import flows.evaluate
+    import flows.ingest
+    import flows.pretrain
+    import flows.shards
+    from flows.retry import io_error_only
+
+    tasks = [obj for mod in (flows.evaluate, flows.ingest, flows.pretrain, flows.shards)
+             for obj in vars(mod).values() if isinstance(obj, Task)]
+    retrying = [t for t in tasks if t.retries]
+    assert len(retrying) >= 8
+    assert [t.name for t in retrying if t.retry_condition_fn is not io_error_only] == []
+
+
+def test_io_error_only_tells_transient_io_from_the_rest() -> None:
+    from flows.retry import io_error_only
+
+    class State:
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def result(self) -> None:
+            raise self.exc
+
+    assert io_error_only(None, None, State(ConnectionResetError("peer")))
+    assert not io_error_only(None, None, State(ValueError("bad sample")))
