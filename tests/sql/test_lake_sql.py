@@ -7,16 +7,13 @@ Inputs are either rows inserted into the tables a query reads (candidate tables,
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from xvlm.data.lake.sqlrun import SQL_ROOT, SqlRunner, load_sql, sql_params
-
-LAKE_SQL = sorted(p.stem for p in (SQL_ROOT / "lake").glob("*.sql"))
+from xvlm.data.lake.sqlrun import SqlRunner
 
 
 @pytest.fixture()
@@ -45,15 +42,7 @@ def rows(run: SqlRunner, sql: str) -> list[tuple]:
 # ------------------------------------------------------------------ every file
 
 
-@pytest.mark.parametrize("name", LAKE_SQL)
-def test_each_file_is_one_query_with_grain_and_parameters(name: str) -> None:
-    text = (SQL_ROOT / "lake" / f"{name}.sql").read_text()
-    header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
-    assert "Grain:" in header, name
-    assert "Parameters:" in header, name
-    load_sql(f"lake/{name}")  # raises unless exactly one statement
-    documented = set(re.findall(r"\$([a-z_]+)", header.split("Parameters:", 1)[1]))
-    assert sql_params(f"lake/{name}") <= documented, name
+# The header / one-statement check of every sql/ file: tests/sql/test_sql_rules.py.
 
 
 def test_empty_tables_have_no_rows_and_stable_columns(run: SqlRunner) -> None:
