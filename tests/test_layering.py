@@ -3,7 +3,7 @@
 - MLflow is imported in one module only, ``xvlm/tracking.py`` (the tests themselves read MLflow to check
   what was logged; they are the one exception);
 - ``xvlm/`` never imports Prefect, and never imports ``flows``;
-- DuckDB is imported only under ``xvlm/data/`` (and by tests);
+- (DuckDB only under ``xvlm/data/`` and SQL only in ``sql/``: tests/sql/test_sql_rules.py);
 - a file that defines Prefect flows is a thin shell: at most 150 lines;
 - the offline defaults have one table (``xvlm.envdefaults``) that the Makefile and compose file repeat.
 """
@@ -38,11 +38,6 @@ def test_only_the_tracking_module_imports_mlflow() -> None:
 def test_the_library_never_imports_prefect_or_flows() -> None:
     lib = [p for p in CODE if p.is_relative_to(REPO / "xvlm")]
     assert _rel([p for p in lib if _imports(p, "prefect") or _imports(p, "flows")]) == []
-
-
-def test_duckdb_is_imported_only_under_xvlm_data() -> None:
-    outside = [p for p in CODE if _imports(p, "duckdb") and not p.is_relative_to(REPO / "xvlm" / "data")]
-    assert _rel(outside) == []
 
 
 def test_flow_files_are_thin() -> None:

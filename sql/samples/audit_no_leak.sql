@@ -1,6 +1,6 @@
 -- Audit (zero rows expected): samples (or images merged into them) that are in a downstream split
--- listed in $leak_pairs, by coco_id, flickr_id or image key.
--- Grain: one row per (leaked image, split). Parameters: $leak_pairs (VARCHAR[]).
+-- listed in $leak_splits, by coco_id, flickr_id or image key.
+-- Grain: one row per (leaked image, split). Parameters: $leak_splits (VARCHAR[]).
 WITH keys AS (
     SELECT image_key FROM a_samples
     UNION ALL
@@ -15,7 +15,7 @@ imgs AS (
 ),
 l AS (
     SELECT dataset || '/' || split AS ds, image_key, coco_id, flickr_id FROM l_splits
-    WHERE list_contains($leak_pairs, dataset || '/' || split)
+    WHERE list_contains($leak_splits, dataset || '/' || split)
 )
 SELECT imgs.image_key, l.ds, 'coco_id' AS matched_on FROM imgs JOIN l ON imgs.coco_id = l.coco_id
 UNION ALL

@@ -1,7 +1,7 @@
 -- Every selected image with what becomes of it, in this order (first match wins):
 --   1. unreadable: the probe found the file missing / corrupt / with another size than the lake says
 --      (reason missing_image | corrupt_image | image_size_mismatch);
---   2. leak: its coco_id, flickr_id or image_key is in a downstream split listed in $leak_pairs
+--   2. leak: its coco_id, flickr_id or image_key is in a downstream split listed in $leak_splits
 --      ('dataset/split', e.g. 'coco/test'); reason 'leak', detail = '<matched on>:<dataset>/<split>';
 --   3. dedup among the survivors, three passes, each merging whole groups (METHOD.md section 6):
 --      same coco_id (VG + COCO) -> duplicate_coco_id; same URL (CC3M/CC12M) -> duplicate_url;
@@ -10,7 +10,7 @@
 --      (their captions/boxes are kept, rescaled to the canonical image) and removed as images.
 -- canonical_key: the sample the image's annotations go to (NULL for unreadable or leaked images).
 -- Grain: one row per selected image (table sel_images joined with table probe).
--- Parameters: $leak_pairs (VARCHAR[]).
+-- Parameters: $leak_splits (VARCHAR[]).
 WITH s AS (
     SELECT s.*, p.status, p.sha256, p.file_width, p.file_height, p.nbytes,
            lpad(CAST(s.prio AS VARCHAR), 4, '0') || ':' || s.image_key AS rank_key
@@ -20,7 +20,7 @@ WITH s AS (
 leak_list AS (
     SELECT dataset || '/' || split AS ds, image_key, coco_id, flickr_id
     FROM l_splits
-    WHERE list_contains($leak_pairs, dataset || '/' || split)
+    WHERE list_contains($leak_splits, dataset || '/' || split)
 ),
 leak_hits AS (
     SELECT s.image_key, 'coco_id:' || l.ds AS detail FROM s JOIN leak_list AS l ON s.coco_id = l.coco_id

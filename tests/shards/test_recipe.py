@@ -15,7 +15,7 @@ def test_shipped_recipes() -> None:
     assert r4.sources == ("coco", "vg", "sbu", "cc3m")
     assert set(r16.sources) == set(r4.sources) | {"cc12m", "objects365", "openimages"}
     assert (r4.max_caption_words, r16.max_caption_words) == (40, 30)  # METHOD.md section 4
-    assert "coco/test" in demo.leak_pairs and "refcoco+/testB" in demo.leak_pairs
+    assert "coco/test" in demo.flat_leak_splits and "refcoco+/testB" in demo.flat_leak_splits
     assert len({recipe_hash(r) for r in (r4, r16, demo)}) == 3
 
 

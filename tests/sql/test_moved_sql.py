@@ -90,7 +90,7 @@ def test_plan_counts(plan_tables: SqlRunner) -> None:
     assert run.query("removed_by_reason") == [("leak", 3), ("no_text", 1)]
     assert run.query("removed_by_source") == [("coco", "leak", 1), ("vg", "leak", 2), ("vg", "no_text", 1)]
     assert run.query("texts_in") == [(3, 4)]  # captions of a, a, b; regions of a + objects of c, c, b
-    assert run.query("leak_lists_found", leak_pairs=["coco/test", "flickr30k/val"]) == [("coco/test", 2)]
+    assert run.query("leak_lists_found", leak_splits=["coco/test", "flickr30k/val"]) == [("coco/test", 2)]
 
 
 def test_out_samples_is_sorted_by_shard_then_key(plan_tables: SqlRunner, tmp_path: Path) -> None:

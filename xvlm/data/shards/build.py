@@ -134,9 +134,9 @@ def audit_build(out: Path, plan: dict[str, Any]) -> dict[str, list[list[Any]]]:
         con.register("a_members", pa.table({"tar": [m[0] for m in members], "name": [m[1] for m in members],
                                             "off": pa.array([m[2] for m in members], pa.int64()),
                                             "size": pa.array([m[3] for m in members], pa.int64())}))
-        leak_pairs = sorted(f"{d}/{s}" for d, ss in plan["recipe"]["leak_splits"].items() for s in ss)
+        leak_splits = Recipe.from_dict(plan["recipe"]).flat_leak_splits
         run = SqlRunner(con, prefix="samples")
-        res = {a: [list(r) for r in run.query(a, leak_pairs=leak_pairs)] for a in AUDITS}
+        res = {a: [list(r) for r in run.query(a, leak_splits=leak_splits)] for a in AUDITS}
     finally:
         con.close()
     write_json_atomic(out / "audit.json", {k: [[str(x) for x in r] for r in v[:100]] for k, v in res.items()})

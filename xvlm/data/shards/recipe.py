@@ -64,7 +64,7 @@ class Recipe:
             raise BadInput(f"recipe {self.name!r}: jpeg_quality must be in 1..100")
 
     @property
-    def leak_pairs(self) -> list[str]:
+    def flat_leak_splits(self) -> list[str]:
         """``['coco/test', ...]``: the form ``image_outcomes.sql`` binds."""
         return sorted(f"{d}/{s}" for d, splits in self.leak_splits.items() for s in splits)
 

@@ -125,7 +125,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         rows = run.query("probe_rows")
         probe = probe_images(raw_root, rows, workers=workers)
         run.con.register("probe", probe)
-        run.create("outcomes", "image_outcomes", leak_pairs=recipe.leak_pairs)
+        run.create("outcomes", "image_outcomes", leak_splits=recipe.flat_leak_splits)
         run.create("caption_cands", "caption_candidates", max_captions=recipe.max_captions_per_image)
         run.create("concept_cands", "concept_candidates", include_groups=recipe.include_groups,
                    max_concepts=recipe.max_concepts_per_image)
@@ -168,12 +168,12 @@ def _stats(run: SqlRunner, recipe: Recipe, n_sel: int, n_samples: int, n_removed
         n_out = sum(n for per in texts.get(entity, {}).values() for n in per.values())
         if n_in != n_out:
             raise AssertionError(f"{entity}: {n_in} rows in != {n_out} kept + dropped")
-    leak_lists = {p: int(n) for p, n in run.query("leak_lists_found", leak_pairs=recipe.leak_pairs)}
+    leak_lists = {p: int(n) for p, n in run.query("leak_lists_found", leak_splits=recipe.flat_leak_splits)}
     kept = run.query("kept_texts")[0]
     return {
         "images_selected": n_sel, "samples": n_samples, "removed": removed,
         "removed_by_source": by_source, "leaks_removed": removed.get("leak", 0),
         "leak_lists_found": leak_lists,
-        "leak_lists_missing": [p for p in recipe.leak_pairs if p not in leak_lists],
+        "leak_lists_missing": [p for p in recipe.flat_leak_splits if p not in leak_lists],
         "texts": texts, "captions_kept": int(kept[0] or 0), "concepts_kept": int(kept[1] or 0),
     }
