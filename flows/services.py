@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xvlm.envdefaults import OFFLINE_DEFAULTS
+from xvlm.fsio import write_json
 
 HOST = "127.0.0.1"
 PID_FILE = "serve.pids"
@@ -110,9 +111,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> No
 
 
 def _write_pids(home: Path, pids: dict[str, int]) -> None:
-    tmp = home / f".{PID_FILE}.tmp"
-    tmp.write_text(json.dumps(pids, indent=1))
-    tmp.replace(home / PID_FILE)
+    write_json(home / PID_FILE, pids, indent=1, sort_keys=False)
 
 
 def stop_pids(home: Path, grace: float = 15.0) -> list[int]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from xvlm.data.shards.writer import SHARD_DIR, read_member
 from xvlm.errors import BadInput, BadKey, MissingInput
+from xvlm.fsio import atomic_path
 
 Box = Sequence[float]  # (x, y, w, h) pixels
 RGB = tuple[int, int, int]
@@ -53,16 +53,11 @@ def font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def save_png(img: Any, out_png: str | Path, **kw: Any) -> Path:
     """Write a PIL image or a matplotlib figure to ``out_png`` atomically (temp file + rename)."""
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         if isinstance(img, Image.Image):
             img.save(tmp, format="PNG")
         else:
             img.savefig(tmp, format="png", **kw)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

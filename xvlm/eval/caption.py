@@ -9,9 +9,6 @@ test split, model selection on val CIDEr.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +22,7 @@ from xvlm.eval.beam import beam_search
 from xvlm.eval.caption_metrics import caption_scores
 from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
 from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
+from xvlm.fsio import write_json
 from xvlm.models.decoders import XVLMForCaptioning
 from xvlm.models.xvlm import XVLM
 from xvlm.tokenizer import build_tokenizer
@@ -102,13 +100,8 @@ def constant_caption_baseline(train: Sequence[CaptionImage], records: Sequence[C
 
 def write_result_json(captions: dict[int, str], path: str | Path) -> Path:
     """COCO caption result file ``[{"image_id", "caption"}]`` (what ``COCO.loadRes`` reads), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump([{"image_id": int(i), "caption": c} for i, c in sorted(captions.items())], f)
-    os.replace(tmp, path)
-    return path
+    return write_json(path, [{"image_id": int(i), "caption": c} for i, c in sorted(captions.items())],
+                      indent=None, sort_keys=False)
 
 
 def finetune_caption(model: XVLM, train: Sequence[CaptionImage], val: Sequence[CaptionImage], cfg: TaskConfig,

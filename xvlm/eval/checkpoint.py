@@ -17,7 +17,6 @@ position-bias table is resized with ``resize_rel_pos_table`` (timm's resize, the
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from xvlm.errors import BadInput, MissingInput
+from xvlm.fsio import atomic_path
 from xvlm.models.config import XVLMConfig, get_config
 from xvlm.models.weights import convert_reference_checkpoint, resize_rel_pos_table
 from xvlm.models.xvlm import XVLM
@@ -151,10 +151,8 @@ def save_eval_checkpoint(path: str | Path, model: XVLM, *, task: str, step: int,
                          extra: Mapping[str, Any] | None = None) -> Path:
     """Write a fine-tuned model that ``load_checkpoint`` reads back (self-describing config), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "config": {"model_config": model.cfg.to_dict(), **(extra or {})},
              "train_state": {"step": int(step)}, "task": task, "source": source}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # fsync'ed before the rename, like the pre-training checkpoints
+        torch.save(state, tmp)
     return path

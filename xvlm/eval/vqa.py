@@ -9,9 +9,6 @@ result file is the list of ``{"question_id", "answer"}`` the EvalAI server accep
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ from xvlm.errors import BadInput
 from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
 from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.eval.vqa_metric import answer_targets, vqa_accuracy
+from xvlm.fsio import write_json
 from xvlm.models.decoders import XVLMForVQA
 from xvlm.models.xvlm import XVLM
 from xvlm.tokenizer import build_tokenizer
@@ -113,14 +111,8 @@ def majority_baseline(train: Sequence[VQAExample], val: Sequence[VQAExample]) ->
 
 def write_result_json(predictions: dict[int, str], path: str | Path) -> Path:
     """The evaluation-server result file: ``[{"question_id": int, "answer": str}, ...]``, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"question_id": int(q), "answer": a} for q, a in sorted(predictions.items())]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(rows, f)
-    os.replace(tmp, path)
-    return path
+    return write_json(path, rows, indent=None, sort_keys=False)
 
 
 def finetune_vqa(model: XVLM, train: Sequence[VQAExample], val: Sequence[VQAExample], answer_list: Sequence[str],

@@ -16,7 +16,6 @@ Written with ``torch.save`` to a temp file, fsync'd and renamed, so a kill mid-w
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,9 @@ import numpy as np
 import torch
 
 from xvlm.errors import BadInput, MissingInput
+from xvlm.fsio import atomic_path, write_text
 
 CHECKPOINT_KEYS = ("model", "optimizer", "lr_scheduler", "dataloader", "train_state", "rng", "config")
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
@@ -74,8 +65,9 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / f"step-{step:08d}.pt"
-    _atomic_write_bytes(path, lambda f: torch.save(state, f))
-    _atomic_write_bytes(ckpt_dir / "latest", lambda f: f.write(path.name.encode()))
+    with atomic_path(path) as tmp:  # fsync'ed before the rename (xvlm.fsio)
+        torch.save(state, tmp)
+    write_text(ckpt_dir / "latest", path.name)
     if keep_last > 0:
         for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep_last]:
             old.unlink()
@@ -94,7 +86,8 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """The whole training state, to resume (models for evaluation / inference: ``xvlm.eval.checkpoint``)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise BadInput(f"{path}: not a pre-training checkpoint, missing {missing}")

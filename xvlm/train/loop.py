@@ -32,6 +32,7 @@ from xvlm import progress
 from xvlm.data.collate import normalize_images
 from xvlm.data.loader import LoaderBatch, build_loader
 from xvlm.errors import BadInput
+from xvlm.fsio import write_text
 from xvlm.models.config import get_config
 from xvlm.models.objective import LOSS_KEYS, PretrainBatch, pretrain_losses
 from xvlm.models.xvlm import XVLM
@@ -364,9 +365,7 @@ def _truncate_log(path: Path, updates: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["update"] <= updates]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    tmp.replace(path)
+    write_text(path, "".join(ln + "\n" for ln in keep))
 
 
 class ProgressCallback(TrainCallback):

@@ -8,8 +8,6 @@ must be rewritten if the lake moves (any ingest run does). It is built in a temp
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import duckdb
 from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
 from xvlm.data.lake.writer import PART_FILE, TABLES
 from xvlm.errors import MissingInput
+from xvlm.fsio import atomic_path
 
 LAKE_DB = "lake.duckdb"
 # Storage format for lake.duckdb: the `duckdb` shell the project ships (PyPI duckdb-cli 1.5.x) reads
@@ -70,16 +69,15 @@ def write_lake_db(out: Path) -> Path | None:
     ddl = _view_ddl(out, tables)
     if final.is_file() and _existing_ddl(final) == ddl:
         return final
-    tmp = out / f".{LAKE_DB}.{uuid.uuid4().hex}.tmp"
-    con = connect_lake_db(tmp)
-    try:
-        for stmt in ddl:
-            con.execute(stmt)
-        # The DDL as written, to recognise an up-to-date database on the next run.
-        SqlRunner(con, prefix="views").create("_lake_views", "lake_views_record", temp=False, ddl=ddl)
-    finally:
-        con.close()
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        con = connect_lake_db(tmp)
+        try:
+            for stmt in ddl:
+                con.execute(stmt)
+            # The DDL as written, to recognise an up-to-date database on the next run.
+            SqlRunner(con, prefix="views").create("_lake_views", "lake_views_record", temp=False, ddl=ddl)
+        finally:
+            con.close()
     return final
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from xvlm.fsio import write_json
+
 TABLES: tuple[str, ...] = ("images", "captions", "regions", "objects", "splits", "quarantine")
 PART_FILE = "part-0.parquet"
 
@@ -50,13 +52,6 @@ def is_current(out: Path, source: str, fingerprint: str) -> bool:
             and all((partition_dir(out, t, source) / PART_FILE).is_file() for t in TABLES))
 
 
-def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_source_partitions(out: Path, source: str, write_table: Callable[[str, Path], None],
                             manifest: dict[str, Any]) -> None:
     """Stage every table of ``source`` with ``write_table(table, parquet_path)``, then swap into place."""
@@ -68,6 +63,7 @@ def write_source_partitions(out: Path, source: str, write_table: Callable[[str, 
             write_table(table, d / PART_FILE)
         mp = manifest_path(out, source)
         mp.unlink(missing_ok=True)
+        # directory swaps, not file writes (xvlm.fsio renames files): the manifest is the commit marker
         for table in TABLES:
             final = partition_dir(out, table, source)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +74,6 @@ def write_source_partitions(out: Path, source: str, write_table: Callable[[str, 
             os.replace(stage / table, final)
             if old is not None:
                 shutil.rmtree(old)
-        write_json_atomic(mp, manifest)
+        write_json(mp, manifest)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -12,8 +12,6 @@ the same sequence in one process (CLI, tests, benchmarks). Layout of one build::
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,6 @@ from xvlm.data.shards.samples import (
     build_samples,
     lake_fingerprints,
     read_plan,
-    write_json_atomic,
 )
 from xvlm.data.shards.writer import (
     MANIFEST_SCHEMA,
@@ -38,6 +35,7 @@ from xvlm.data.shards.writer import (
     write_shard,
 )
 from xvlm.errors import MissingInput
+from xvlm.fsio import atomic_path, write_json
 
 AUDITS = ("audit_boxes_inside", "audit_no_leak", "audit_unique_keys", "audit_manifest_members")
 QUARANTINE_SCHEMA = pa.schema([("shard", pa.int32()), ("key", pa.string()), ("reason", pa.string()),
@@ -84,9 +82,8 @@ def write_shards(out: Path, plan: dict[str, Any], shard_ids: list[int] | None = 
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp, compression="zstd", write_statistics=False)
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:  # bulk data, rebuilt from the shards on a rerun (as before)
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
 
 
 def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[str, Any]:
@@ -112,7 +109,7 @@ def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[s
         "quarantined": len(q), "tar_bytes": sum(s["tar_bytes"] for s in stats),
         "samples": plan["stats"], "audit": {k: len(v) for k, v in audit.items()},
     }
-    write_json_atomic(out / "stats.json", totals)
+    write_json(out / "stats.json", totals, indent=1)
     bad = {k: v for k, v in audit.items() if v}
     if bad:
         first = {k: v[:3] for k, v in bad.items()}
@@ -139,7 +136,7 @@ def audit_build(out: Path, plan: dict[str, Any]) -> dict[str, list[list[Any]]]:
         res = {a: [list(r) for r in run.query(a, leak_splits=leak_splits)] for a in AUDITS}
     finally:
         con.close()
-    write_json_atomic(out / "audit.json", {k: [[str(x) for x in r] for r in v[:100]] for k, v in res.items()})
+    write_json(out / "audit.json", {k: [[str(x) for x in r] for r in v[:100]] for k, v in res.items()}, indent=1)
     return res
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from xvlm.data.shards.images import probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
 from xvlm.errors import MissingInput
+from xvlm.fsio import atomic_path, write_json
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
@@ -84,17 +83,9 @@ the 4m recipe read ~24x its rows)."""
 
 
 def _atomic_copy(run: SqlRunner, name: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # sql/samples/out_<table>.sql, whatever the runner's own prefix
-    SqlRunner(run.con, prefix="samples").copy_parquet(f"out_{name}", tmp, row_group_size=ROW_GROUP_ROWS)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:  # bulk plan data, rebuilt on a rerun: no fsync (as before)
+        # sql/samples/out_<table>.sql, whatever the runner's own prefix
+        SqlRunner(run.con, prefix="samples").copy_parquet(f"out_{name}", tmp, row_group_size=ROW_GROUP_ROWS)
 
 
 def read_plan(out: Path) -> dict[str, Any] | None:
@@ -148,7 +139,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         "shard_sizes": [int(sizes.get(i, 0)) for i in range(n_shards)],
         "stats": stats,
     }
-    write_json_atomic(out / PLAN_FILE, plan)  # no timings inside: reruns give identical bytes
+    write_json(out / PLAN_FILE, plan, indent=1)  # no timings inside: reruns give identical bytes
     return {**plan, "seconds": round(time.perf_counter() - t0, 3)}
 
 

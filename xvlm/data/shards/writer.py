@@ -23,7 +23,6 @@ import os
 import signal
 import tarfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 from xvlm import progress
 from xvlm.data.shards.images import ImageReader, ImageReadError, ImageRef, resize_jpeg
 from xvlm.data.shards.ustar import UstarWriter
+from xvlm.fsio import atomic_path, write_text
 
 SHARD_DIR = "shards"
 MANIFEST_SCHEMA = pa.schema([
@@ -69,10 +69,6 @@ def shard_done(out: Path, recipe: str, shard: int) -> bool:
 def _crash_point(shard: int | str, point: str) -> None:
     if os.environ.get(CRASH_ENV) == f"{shard}:{point}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
 def sample_json(row: dict[str, Any], width: int, height: int) -> bytes:
@@ -121,9 +117,11 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
     rows = read_shard_rows(out, shard)
     quarantine: list[dict[str, str]] = []
     written: list[tuple[dict[str, Any], int, int, int, int, str, int, int]] = []
-    tmp_tar = _tmp(paths["tar"])
+    # The tar, then its manifest, each renamed into place when complete (xvlm.fsio); a killed run leaves
+    # only ``.{name}.*.tmp`` debris (removed above) and no stats file, so the shard is redone. No fsync:
+    # bulk data that a rerun rewrites (stats.json, the done marker, is fsync'ed).
     try:
-        with open(tmp_tar, "wb", buffering=0) as f:
+        with atomic_path(paths["tar"], fsync=False) as tmp_tar, open(tmp_tar, "wb", buffering=0) as f:
             tw = UstarWriter(f.fileno())  # not webdataset's TarWriter: same bytes, ~2x faster (ustar.py)
             for i, row in enumerate(progress.track(rows, f"shard {shard:05d}", unit="sample")):
                 if i == len(rows) // 2:
@@ -153,19 +151,14 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
                 written.append((row, len(data), len(js), w, h, sha, jpg_off, json_off))
             tar_digest = tw.close()
         manifest = _manifest_table(shard, paths["tar"].name, written)
-        tmp_man = _tmp(paths["manifest"])
-        pq.write_table(manifest, tmp_man, compression="zstd", write_statistics=False)
-        os.replace(tmp_tar, paths["tar"])
-        os.replace(tmp_man, paths["manifest"])
+        with atomic_path(paths["manifest"], fsync=False) as tmp_man:
+            pq.write_table(manifest, tmp_man, compression="zstd", write_statistics=False)
     finally:
-        tmp_tar.unlink(missing_ok=True)
         if own_reader:
             reader.close()
     _crash_point(shard, "before_stats")
     stats = _shard_stats(shard, paths["tar"], tar_digest, written, quarantine, len(rows))
-    tmp_stats = _tmp(paths["stats"])
-    tmp_stats.write_text(json.dumps(stats, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp_stats, paths["stats"])
+    write_text(paths["stats"], json.dumps(stats, indent=1, sort_keys=True))
     _crash_point(shard, "after_stats")
     stats = {**stats, "seconds": round(time.perf_counter() - t0, 3)}
     return stats
