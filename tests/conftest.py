@@ -52,6 +52,18 @@ def spy_negatives(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API server (SQLite) per test process, shared by every test that runs flows: a
+    server per module cost ~20 s of start-up each. Start-up may take up to
+    ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (120 s, ``xvlm.envdefaults``): two xdist workers on
+    2 busy cores missed the harness' own 30 s."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=None):
+        yield
+
+
+@pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``(out_dir, stdout)`` of ``make demo`` (``flows.cli demo``: ingest -> shards -> the ``pretrain-demo``
     preset -> evaluation; a few minutes), run once per session: tests/flows/test_demo.py checks its outputs and

@@ -26,7 +26,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -35,9 +34,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from xvlm.data.collate import build_fast_tokenizer, clean_caption, normalize_images
 from xvlm.errors import BadInput, MissingInput
+from xvlm.eval.checkpoint import load_checkpoint, resolve_checkpoint
 from xvlm.eval.metrics import boxes_to_original
-from xvlm.models.config import XVLMConfig, get_config, load_config_file
-from xvlm.models.weights import convert_reference_checkpoint
+from xvlm.models.config import XVLMConfig
 from xvlm.models.xvlm import XVLM
 
 ImageLike = Image.Image | str | os.PathLike[str]
@@ -152,85 +151,24 @@ class Predictor:
 # --------------------------------------------------------------------------------------------------------
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file from a file, a ``checkpoints/`` folder or a run's ``out_dir`` (via ``latest``)."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    for d in (path, path / "checkpoints"):
-        pointer = d / "latest"
-        if pointer.is_file():
-            target = d / pointer.read_text().strip()
-            if not target.is_file():
-                raise MissingInput(f"{pointer} names {target.name}, which does not exist")
-            return target
-    raise MissingInput(f"checkpoint not found: {path} (a file, or a folder with checkpoints/latest)")
-
-
-def _variant_config(variant: str | XVLMConfig) -> XVLMConfig:
-    if isinstance(variant, XVLMConfig):
-        return variant
-    if variant.endswith(".json") and Path(variant).is_file():
-        return load_config_file(Path(variant))
-    return get_config(variant)
-
-
-def _our_config(conf: Mapping[str, Any], path: Path) -> XVLMConfig:
-    """Model config of our checkpoints: pre-training (``model`` + ``model_overrides``) or a self-describing
-    fine-tuned one (``model_config``)."""
-    if isinstance(conf.get("model_config"), Mapping):
-        return XVLMConfig.from_dict(dict(conf["model_config"]))
-    if isinstance(conf.get("model"), str):
-        cfg = get_config(conf["model"])
-        overrides = conf.get("model_overrides") or {}
-        return cfg.replace(**overrides) if overrides else cfg
-    raise BadInput(f"{path}: the checkpoint's config names no model; pass variant=<config name>")
-
-
 def load(checkpoint: str | Path, device: str | torch.device = "cpu", variant: str | XVLMConfig | None = None,
          ) -> Predictor:
     """Build the model a checkpoint describes, load its weights strictly, return a ``Predictor``.
 
-    Accepts our pre-training checkpoints (``{"model", "config": PretrainConfig dict, ...}``; a run folder
-    resolves through ``checkpoints/latest``), our fine-tuned ones (``config.model_config``), and released
-    X-VLM checkpoints (``{"model": ...}`` in the reference layout), which are converted with
+    The loading is evaluation's (``xvlm.eval.checkpoint.load_checkpoint``, the one path): our pre-training
+    checkpoints (``{"model", "config": PretrainConfig dict, ...}``; a run folder resolves through
+    ``checkpoints/latest``), our fine-tuned ones (``config.model_config``), a bare state dict, and released
+    X-VLM checkpoints (``{"model": ...}`` in the reference layout), converted with
     ``convert_reference_checkpoint``. Released files carry a YAML config we do not parse, so they need
     ``variant`` (a registered name such as ``xvlm-base`` / ``xvlm-base-384``, a config JSON, or an
     ``XVLMConfig``); for ours ``variant`` overrides the recorded config.
     """
-    path = resolve_checkpoint(checkpoint)
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(obj, Mapping) or not isinstance(obj.get("model"), Mapping):
-        raise BadInput(f"{path}: expected a checkpoint dict with a 'model' state dict")
-    sd = {k: v for k, v in obj["model"].items() if isinstance(v, Tensor)}
-    ours = any(k.startswith("cross_encoder.") for k in sd)
-    conf = obj.get("config") if isinstance(obj.get("config"), Mapping) else {}
-    if variant is not None:
-        cfg = _variant_config(variant)
-    elif ours:
-        cfg = _our_config(conf, path)
-    else:
-        raise BadInput(f"{path}: a released (reference-layout) checkpoint; pass variant=<config name>, "
-                         "e.g. xvlm-base (xvlm-base-384 for fine-tuned ones)")
-    model = XVLM(cfg)
-    if ours:
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise BadInput(f"{path}: weights do not fit {cfg.name!r}: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
-    else:
-        converted, report = convert_reference_checkpoint(sd, model)
-        if report.unmapped or report.new:
-            raise BadInput(f"{path}: reference checkpoint does not fit {cfg.name!r}: {report.summary()}; "
-                             f"unmapped {report.unmapped[:5]}, missing {report.new[:5]}")
-        model.load_state_dict(converted, strict=True)
-    data = conf.get("data") if isinstance(conf.get("data"), Mapping) else {}
-    ts = obj.get("train_state")
-    step = int(ts["step"]) if isinstance(ts, Mapping) and "step" in ts else None
+    loaded = load_checkpoint(checkpoint, model=variant)
+    data = loaded.config.get("data") if isinstance(loaded.config.get("data"), Mapping) else {}
     dev = torch.device(device)
-    return Predictor(model.eval().to(dev), dev, int(data.get("max_words", DEFAULT_MAX_WORDS)),
-                     int(data.get("max_tokens", DEFAULT_MAX_TOKENS)), str(path),
-                     "ours" if ours else "reference", step)
+    return Predictor(loaded.model.eval().to(dev), dev, int(data.get("max_words", DEFAULT_MAX_WORDS)),
+                     int(data.get("max_tokens", DEFAULT_MAX_TOKENS)), loaded.source,
+                     "reference" if loaded.kind == "reference" else "ours", loaded.step)
 
 
 __all__ = ["Predictor", "load", "open_image", "resolve_checkpoint"]

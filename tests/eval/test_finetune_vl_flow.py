@@ -10,15 +10,7 @@ from xvlm.data.sample_corpus.common import Corpus
 from xvlm.data.sample_corpus.downstream_vqa import DownstreamSizes, write_downstream
 
 
-@pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
-
-
-def test_finetune_vqa_flow_logs_linked_run(harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finetune_vqa_flow_logs_linked_run(prefect_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -7,16 +7,11 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from prefect.testing.utilities import prefect_test_harness
 
 from tests.eval.rg_corpus import sample_corpus
 from xvlm.models.xvlm import build_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_backend():
-    with prefect_test_harness():
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture(scope="module")

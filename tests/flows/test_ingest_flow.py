@@ -6,16 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from xvlm.data.lake import lake_stats
 from xvlm.data.sample_corpus import write_sample_corpus
 
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_backend():
-    with prefect_test_harness():
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_ingest_flow_runs_and_reruns_without_writing(tmp_path: Path) -> None:

@@ -18,14 +18,6 @@ TINY = {"steps": 2, "ckpt_every": 2, "data": {"batch_texts": 8},
                                             "image_size": None, "vision_lr_mult": 0.1, "augment": False}}}
 
 
-@pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
-
-
 @pytest.fixture()
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -39,7 +31,7 @@ def _eval_runs() -> dict[str, mlflow.entities.Run]:
     return {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["xvlm-eval"], output_format="list")}
 
 
-def test_pretrain_evaluates_its_checkpoint_once_and_links_the_runs(harness, one_thread, tracking: str,
+def test_pretrain_evaluates_its_checkpoint_once_and_links_the_runs(prefect_harness, one_thread, tracking: str,
                                                                    tmp_path: Path) -> None:
     from flows.pretrain import pretrain
 

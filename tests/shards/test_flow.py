@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,12 @@ from tests.shards.conftest import TEST_RECIPE
 from xvlm.data.shards import build_shards
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
 def _tree(build: Path) -> dict[str, bytes]:
     return {str(p.relative_to(build)): p.read_bytes() for p in sorted(build.rglob("*"))
             if p.is_file() and p.name != "audit.json"}
 
 
-def test_flow_threads_then_dask(harness: None, planted: tuple[Path, Path], tmp_path: Path) -> None:
+def test_flow_threads_then_dask(prefect_harness, planted: tuple[Path, Path], tmp_path: Path) -> None:
     from flows.shards import run_shards
 
     lake, raw = planted

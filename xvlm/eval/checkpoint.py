@@ -1,6 +1,7 @@
-"""Load a checkpoint for fine-tuning or evaluation: ours, a fine-tuned one, or a released X-VLM file.
+"""Load a checkpoint: the one loading path of evaluation, fine-tuning and ``xvlm.inference.load``.
 
-Accepted inputs (a local file; MLflow URIs are resolved to files by ``flows/evaluate.py``):
+Accepted inputs (a local file, or a run's ``out_dir`` / ``checkpoints/`` folder, resolved through its
+``latest`` pointer by ``resolve_checkpoint``; MLflow URIs are resolved to files by ``flows/evaluate.py``):
 
 - our pre-training checkpoint (``xvlm.train.checkpoint``): ``{"model": state_dict, "config": {"model":
   <variant name>, ...}, "train_state": {"step": ...}, ...}``;
@@ -10,6 +11,11 @@ Accepted inputs (a local file; MLflow URIs are resolved to files by ``flows/eval
 - a released reference checkpoint (``{"model": ...}`` with ``text_encoder.bert.*`` / official Swin keys),
   mapped by ``xvlm.models.weights.convert_reference_checkpoint`` (strictly: every parameter must map).
 
+The model config: ``model`` (a registered variant name, a config JSON file or an ``XVLMConfig``) wins; the
+checkpoint's own variant keeps its ``model_overrides`` when ``model`` names that same variant. Every file
+is read with ``torch.load(weights_only=True)``: all our layouts and the released files are tensors in
+plain containers, so nothing needs unpickling of arbitrary objects.
+
 Fine-tuning runs at a larger resolution than pre-training (384 vs 224, METHOD.md §7): ``image_size``
 builds the model with ``window_size = image_size / 32`` (7 at 224, 12 at 384) and every Swin relative-
 position-bias table is resized with ``resize_rel_pos_table`` (timm's resize, the reference's method).
@@ -17,6 +23,7 @@ position-bias table is resized with ``resize_rel_pos_table`` (timm's resize, the
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,9 +35,10 @@ from torch import Tensor
 
 from xvlm.errors import BadInput, MissingInput
 from xvlm.fsio import atomic_path
-from xvlm.models.config import XVLMConfig, get_config
+from xvlm.models.config import XVLMConfig, get_config, load_config_file
 from xvlm.models.weights import convert_reference_checkpoint, resize_rel_pos_table
 from xvlm.models.xvlm import XVLM
+from xvlm.train.checkpoint import latest_checkpoint
 
 _REFERENCE_KEY = re.compile(r"^text_encoder\.(bert\.|cls\.)|^vision_encoder\.layers\.\d+\.blocks\.\d+\.attn\.relative_position_index$")
 _OURS_KEY = re.compile(r"^(text_encoder\.layer\.|cross_encoder\.layer\.)")
@@ -60,12 +68,28 @@ def config_at_resolution(cfg: XVLMConfig, image_size: int | None) -> XVLMConfig:
                        name=f"{cfg.name}@{image_size}")
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file from a file, a ``checkpoints/`` folder or a run's ``out_dir`` (via ``latest``)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for d in (path, path / "checkpoints"):
+        target = latest_checkpoint(d)
+        if target is not None:
+            return target
+    raise MissingInput(f"checkpoint not found: {path} (a file, or a folder with checkpoints/latest)")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load(weights_only=True)`` of a checkpoint file (a dict; a bare state dict is wrapped)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInput(f"checkpoint not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:  # not a torch file, truncated, or objects
+        first = (str(e).splitlines() or [""])[0]
+        raise BadInput(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from e
     if not isinstance(obj, Mapping):
         raise BadInput(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     if "model" not in obj and all(isinstance(v, Tensor) for v in obj.values()):
@@ -75,12 +99,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return dict(obj)
 
 
+def _named_config(model: str) -> XVLMConfig:
+    """A registered variant name, or a config JSON file."""
+    if model.endswith(".json") and Path(model).is_file():
+        return load_config_file(Path(model))
+    return get_config(model)
+
+
 def _model_config(ckpt: Mapping[str, Any], model: str | XVLMConfig | None, path: Path) -> XVLMConfig:
     if isinstance(model, XVLMConfig):
         return model
     conf = ckpt.get("config") or {}
     if model is not None and model != conf.get("model"):
-        return get_config(model)
+        return _named_config(model)
     if model is None and isinstance(conf.get("model_config"), Mapping):
         return XVLMConfig.from_dict(dict(conf["model_config"]))
     if isinstance(conf.get("model"), str):
@@ -90,7 +121,8 @@ def _model_config(ckpt: Mapping[str, Any], model: str | XVLMConfig | None, path:
         cfg = get_config(conf["model"])
         overrides = conf.get("model_overrides") or {}
         return cfg.replace(**overrides) if overrides else cfg
-    raise BadInput(f"{path}: the checkpoint does not name its model config; pass model=<variant name>")
+    raise BadInput(f"{path}: the checkpoint does not name its model config; pass variant=<config name> "
+                   "(model= in load_checkpoint, --model on the command line)")
 
 
 def _step(ckpt: Mapping[str, Any]) -> int | None:
@@ -117,31 +149,33 @@ def load_checkpoint(path: str | Path, model: str | XVLMConfig | None = None,
     """Build the model and load ``path`` strictly (see the module docstring for accepted layouts).
 
     Args:
-        model: variant name or config; required for released reference checkpoints (they carry a YAML
-            config we do not parse), optional for ours (read from ``config``).
+        path: a checkpoint file, or a run folder (``resolve_checkpoint``).
+        model: variant name, config JSON or config; required for released reference checkpoints (they carry
+            a YAML config we do not parse), optional for ours (read from ``config``).
         image_size: build the vision tower at this resolution, resizing the position-bias tables.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     ckpt = read_checkpoint(path)
     sd = {k: v for k, v in ckpt["model"].items() if isinstance(v, Tensor)}
     is_reference = any(_REFERENCE_KEY.search(k) for k in sd) and not any(_OURS_KEY.match(k) for k in sd)
     if is_reference and model is None:
-        raise BadInput(f"{path}: a released reference checkpoint; pass model=<variant name> "
-                         "(e.g. xvlm-base, or xvlm-base-384 for a fine-tuned one)")
+        raise BadInput(f"{path}: a released (reference-layout) checkpoint; pass variant=<config name> (model= "
+                       "in load_checkpoint, --model on the command line), e.g. xvlm-base (xvlm-base-384 for "
+                       "fine-tuned ones)")
     cfg = config_at_resolution(_model_config(ckpt, model, path), image_size)
     net = XVLM(cfg)
     if is_reference:
         converted, report = convert_reference_checkpoint(sd, net)
         if report.unmapped or report.new:
-            raise BadInput(f"{path}: reference checkpoint does not fit {cfg.name}: {report.summary()}; "
-                             f"missing {report.new[:5]}")
+            raise BadInput(f"{path}: reference checkpoint does not fit {cfg.name!r}: {report.summary()}; "
+                           f"unmapped {report.unmapped[:5]}, missing {report.new[:5]}")
         net.load_state_dict(converted, strict=True)
         return LoadedCheckpoint(net, str(path), "reference", _step(ckpt), {}, report.resized)
     resized = resize_tables(sd, net)
     missing, unexpected = net.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise BadInput(f"{path}: state dict does not fit {cfg.name}: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+        raise BadInput(f"{path}: weights do not fit {cfg.name!r}: missing {missing[:5]}, "
+                       f"unexpected {unexpected[:5]}")
     conf = dict(ckpt.get("config") or {})
     kind = "finetune" if "task" in ckpt else "pretrain" if "train_state" in ckpt else "state_dict"
     return LoadedCheckpoint(net, str(path), kind, _step(ckpt), conf, resized)
@@ -151,8 +185,9 @@ def save_eval_checkpoint(path: str | Path, model: XVLM, *, task: str, step: int,
                          extra: Mapping[str, Any] | None = None) -> Path:
     """Write a fine-tuned model that ``load_checkpoint`` reads back (self-describing config), atomically."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "config": {"model_config": model.cfg.to_dict(), **(extra or {})},
              "train_state": {"step": int(step)}, "task": task, "source": source}
-    with atomic_path(path) as tmp:  # fsync'ed before the rename, like the pre-training checkpoints
+    with atomic_path(path) as tmp:  # fsync'ed before the rename (xvlm.fsio)
         torch.save(state, tmp)
     return path
