@@ -17,7 +17,7 @@ env:
 	@bash scripts/ensure-env.sh
 
 test: env
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2
 
 demo: env
 	$(PY) -m flows.cli demo --out $(DEMO_OUT)
