@@ -17,7 +17,7 @@ env:
 	@bash scripts/ensure-env.sh
 
 test: env
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q
 
 demo: env
 	$(PY) -m flows.cli demo --out $(DEMO_OUT)

@@ -63,51 +63,14 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-DEMO_DIR_ENV = "XVLM_TEST_DEMO_DIR"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """One folder for the session's ``make demo`` run, shared by the xdist workers (they inherit it)."""
-    if DEMO_DIR_ENV not in os.environ:
-        import tempfile
-
-        os.environ[DEMO_DIR_ENV] = tempfile.mkdtemp(prefix="xvlm-test-demo-")
-
-
-def _start_demo(out: Path) -> None:
-    """``flows.cli demo --out out/demo`` in the background; ``out/rc`` is written when it ends."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    cmd = (f"{sys.executable} -m flows.cli demo --out {out / 'demo'} > {out / 'stdout'} 2> {out / 'stderr'}; "
-           f"echo $? > {out / 'rc.tmp'} && mv {out / 'rc.tmp'} {out / 'rc'}")
-    subprocess.Popen(["bash", "-c", cmd], env=env, start_new_session=True)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use the ``make demo`` run go last, and the demo starts now, in the background (one worker
-    starts it: gw0, or the only process without xdist): it is the suite's longest step (minutes) and runs
-    beside the other tests instead of before them."""
-    uses_demo = [it for it in items if "demo_run" in getattr(it, "fixturenames", ())]
-    items.sort(key=lambda it: "demo_run" in getattr(it, "fixturenames", ()))  # stable: demo tests last
-    out = Path(os.environ[DEMO_DIR_ENV])
-    if uses_demo and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0" and not (out / "started").exists():
-        (out / "started").touch()
-        _start_demo(out)
-
-
 @pytest.fixture(scope="session")
-def demo_run() -> tuple[Path, str]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``(out_dir, stdout)`` of ``make demo`` (``flows.cli demo``: ingest -> shards -> the ``pretrain-demo``
-    preset -> evaluation; a few minutes), run once per session and shared by the xdist workers:
-    tests/flows/test_demo.py checks its outputs and tests/inference scores with its checkpoint. Read-only."""
-    import time
-
-    out = Path(os.environ[DEMO_DIR_ENV])
-    deadline = time.monotonic() + 1800
-    while not (out / "rc").exists():
-        assert (out / "started").exists(), "the demo was not started (collection did not see a demo test)"
-        assert time.monotonic() < deadline, "make demo did not finish within 30 minutes"
-        time.sleep(2)
-    stdout = (out / "stdout").read_text()
-    rc = int((out / "rc").read_text())
-    assert rc == 0, stdout[-3000:] + (out / "stderr").read_text()[-3000:]
-    return out / "demo", stdout
+    preset -> evaluation; a few minutes), run once per session: tests/flows/test_demo.py checks its outputs and
+    tests/inference scores with its checkpoint. Read-only for the tests."""
+    out = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
