@@ -329,11 +329,13 @@ def score(
 def demo(
     out: Annotated[Path, typer.Option(help="Where every output of the demo goes.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Seed of the sample corpus.")] = 0,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Every stage, a fifteenth of the training (40 steps, "
+                                        "20-step fine-tunes): a check that the DAG runs, not that it learns.")] = False,
 ) -> None:
     """Run the whole DAG on the embedded sample corpus (Prefect local mode, MLflow on SQLite)."""
     from flows.demo import run_demo
 
-    run_demo(out.resolve(), seed=seed)
+    run_demo(out.resolve(), seed=seed, smoke=smoke)
 
 
 @app.command()

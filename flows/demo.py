@@ -35,12 +35,14 @@ def configure_local_services(out: Path) -> dict[str, str]:
     return env
 
 
-def run_demo(out: Path, seed: int = 0) -> dict[str, Any]:
-    """Configure local services, run the demo flow, print where everything is."""
+def run_demo(out: Path, seed: int = 0, smoke: bool = False) -> dict[str, Any]:
+    """Configure local services, run the demo flow, print where everything is. ``smoke``: the same DAG
+    with the short training of ``xvlm.pipeline.config.SMOKE_OVERRIDES`` (the test suite's run)."""
     configure_local_services(out)
     from flows.pretrain import pretrain  # imports prefect: only after the environment is set
+    from xvlm.pipeline.config import SMOKE_OVERRIDES
 
-    result = pretrain(preset="demo", work_dir=str(out), seed=seed)
+    result = pretrain(preset="demo", work_dir=str(out), seed=seed, overrides=SMOKE_OVERRIDES if smoke else None)
     print_summary(out, result)
     return result
 

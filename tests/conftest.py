@@ -1,5 +1,5 @@
-"""Shared test set-up: offline, telemetry off, one-thread and negative-sampler fixtures, and one ``make demo``
-run per session."""
+"""Shared test set-up: offline, telemetry off, one-thread and negative-sampler fixtures, and the demo runs
+shared by a session."""
 
 from __future__ import annotations
 
@@ -63,14 +63,28 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+def _make_demo(out: Path, *options: str) -> str:
+    """``flows.cli demo --out OUT [options]`` in a subprocess (its own Prefect / MLflow state under OUT)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--out", str(out), *options],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``(out_dir, stdout)`` of ``make demo`` (``flows.cli demo``: ingest -> shards -> the ``pretrain-demo``
-    preset -> evaluation; a few minutes), run once per session: tests/flows/test_demo.py checks its outputs and
-    tests/inference scores with its checkpoint. Read-only for the tests."""
+    """``(out_dir, stdout)`` of ``make demo``'s DAG with ``--smoke`` (every stage: ingest -> shards -> the
+    ``pretrain-demo`` preset at 40 steps -> evaluation with 20-step fine-tunes; about two minutes), run once
+    per session: tests/flows/test_demo.py checks its outputs, tests/inference loads its checkpoint.
+    Read-only for the tests."""
     out = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc.stdout
+    return out, _make_demo(out, "--smoke")
+
+
+@pytest.fixture(scope="session")
+def demo_full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``(out_dir, stdout)`` of the whole ``make demo`` (600 steps; ~8 minutes on 2 cores), for the slow
+    tests that check what the demo learned (``make test-slow``, run by CI). Read-only for the tests."""
+    out = tmp_path_factory.mktemp("demo-full")
+    return out, _make_demo(out)

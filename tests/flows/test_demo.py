@@ -1,5 +1,6 @@
 """``make demo`` end to end: the DAG runs on the sample corpus and its outputs are where it says (the run is
-the session fixture ``demo_run``, tests/conftest.py)."""
+the session fixture ``demo_run``: the demo with ``--smoke``, every stage at a short training; the whole demo's
+own lines are checked by the slow test at the end, on ``demo_full``, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from xvlm.pipeline.config import SMOKE_OVERRIDES
+
+STEPS = SMOKE_OVERRIDES["steps"]
+CKPT = f"step-{STEPS:08d}.pt"
 
 
 def test_demo_prints_where_outputs_are(demo_run: tuple[Path, str]) -> None:
@@ -21,9 +25,11 @@ def test_demo_prints_where_outputs_are(demo_run: tuple[Path, str]) -> None:
     assert (out / "raw" / "QUIRKS.json").is_file()
     assert (out / "lake" / "lake.duckdb").is_file()
     assert (out / ".prefect").is_dir()           # Prefect's local state stayed inside the output
-    assert (out / "train" / "checkpoints" / "step-00000600.pt").is_file()
+    every = SMOKE_OVERRIDES["ckpt_every"]
+    assert sorted(p.name for p in (out / "train" / "checkpoints").glob("*.pt")) == [
+        f"step-{STEPS - every:08d}.pt", CKPT]                                # keep_last 2 pruned the rest
     assert list((out / "shards").glob("demo-*/shards/demo-000000.tar"))
-    assert "Pre-training (debug model): 600 steps" in stdout
+    assert f"Pre-training (debug model): {STEPS} steps" in stdout
 
 
 def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]) -> None:
@@ -40,7 +46,7 @@ def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]
     ingest = next(r for r, name in runs.items() if name == "ingest")
     assert metrics[(ingest, "vg.regions.loaded")][0] > 0
     train = next(r for r, name in runs.items() if name not in ("ingest", "shards"))
-    assert metrics[(train, "loss_itc")][1] == 600            # points up to the last (image-text) step
+    assert metrics[(train, "loss_itc")][1] == STEPS           # points up to the last (image-text) step
     assert tags[(train, "ingest_run_id")] == ingest           # the training run names its data
     assert len(tags[(train, "manifest_hash")]) == 64
     assert runs[tags[(train, "shards_run_id")]] == "shards"
@@ -91,9 +97,19 @@ def test_demo_prints_evaluation_numbers_of_runs_linked_to_pretraining(demo_run: 
         con.close()
     assert set(evals) == {"evaluate-retrieval-coco", "evaluate-grounding", "finetune-retrieval-coco",
                           "finetune-grounding"}
-    assert f"Evaluation of step-00000600.pt (pre-training run {pre})" in stdout
+    assert f"Evaluation of {CKPT} (pre-training run {pre})" in stdout
     for name in ("finetune-retrieval-coco", "finetune-grounding", "evaluate-grounding"):
         assert f"[mlflow run {evals[name]}]" in stdout                  # every number names its run
     assert "retrieval (fine-tuned, test, ITM re-ranked): txt_r1 " in stdout
     assert "grounding (fine-tuned, Acc@IoU>=0.5):" in stdout and "testA/acc_iou50" in stdout
     assert list((out / "eval").glob("*/result.json"))
+
+
+@pytest.mark.slow
+def test_the_whole_demo_trains_600_steps_and_evaluates(demo_full: tuple[Path, str]) -> None:
+    """The whole ``make demo`` (not the smoke run): its own step count and the lines README shows."""
+    out, stdout = demo_full
+    assert (out / "train" / "checkpoints" / "step-00000600.pt").is_file()
+    assert "Pre-training (debug model): 600 steps" in stdout
+    assert "Evaluation of step-00000600.pt (pre-training run " in stdout
+    assert "retrieval (fine-tuned, test, ITM re-ranked): txt_r1 " in stdout

@@ -23,6 +23,7 @@ from xvlm.inference import Predictor, load
 from xvlm.models.config import get_config
 from xvlm.models.weights import load_reference_checkpoint
 from xvlm.models.xvlm import XVLM
+from xvlm.pipeline.config import SMOKE_OVERRIDES
 
 
 def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
@@ -146,7 +147,8 @@ def test_released_reference_checkpoint(tmp_path: Path) -> None:
 def test_load_demo_run_folder(demo_trained: tuple[Path, Path]) -> None:
     _, run = demo_trained
     p = load(run)  # run folder -> checkpoints/latest
-    assert p.step == 600 and p.source.endswith("step-00000600.pt") and p.kind == "ours"
+    steps = SMOKE_OVERRIDES["steps"]
+    assert p.step == steps and p.source.endswith(f"step-{steps:08d}.pt") and p.kind == "ours"
     assert load(run / "checkpoints").source == p.source
     state = torch.load(p.source, map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(p.model.state_dict()[k], v) for k, v in state.items())
@@ -185,7 +187,7 @@ def caption_ranking(p: Predictor, images: list[Image.Image], captions: list[str]
 
 
 @pytest.mark.slow
-def test_score_ranks_the_matching_caption_first(demo_trained: tuple[Path, Path]) -> None:
+def test_score_ranks_the_matching_caption_first(demo_learned: tuple[Path, Path]) -> None:
     """64 demo images in 8 groups of 8: each image is scored against its group's 8 captions (chance: 1 in 8).
 
     Measured on the ``pretrain-demo`` preset (docs/training.md, "Caption ranking after the demo"): the
@@ -194,7 +196,7 @@ def test_score_ranks_the_matching_caption_first(demo_trained: tuple[Path, Path])
     so it mixes sources and templates; some captions are partial ("a picture of a red circle") and can be
     true of another image in the group, which caps what any model can score here below 100%.
     """
-    build, run = demo_trained
+    build, run = demo_learned
     top_itc, top_itm = caption_ranking(load(run), *ranking_set(build, 64))
     # at least half of the images (4x chance) by each score
     assert top_itc >= 32, f"ITC ranked the matching caption first for {top_itc}/64 images"
