@@ -141,6 +141,21 @@ def shards(
     typer.echo(f"{totals['samples_written']} samples in {totals['n_shards']} shards at {totals['out']}")
 
 
+def _json_option(name: str, value: str | None) -> dict | None:
+    """A JSON-object option (``--overrides``), or ``BadInput`` naming the option."""
+    if value is None:
+        return None
+    import json
+
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{name}: not valid JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise BadInput(f"{name}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 @app.command()
 def pretrain(
     preset: Annotated[str, typer.Option(help="configs/pretrain/<preset>.json (demo, 4m, 16m) or a JSON path.")] = "demo",
@@ -156,21 +171,39 @@ def pretrain(
                                                          "the preset's, else --raw-root).")] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the resolved run configuration (preset + options) as JSON and exit.")] = False,
+    weights_root: Annotated[Path | None, typer.Option(
+        help="Folder of the starting weights (bert-base-uncased/, swin_base_patch4_window7_224_22k.pth) that "
+             "relative init_bert / init_swin paths are under; default: $XVLM_WEIGHTS.")] = None,
+    overrides: Annotated[str | None, typer.Option(
+        help='JSON merged into the preset one level deep, e.g. \'{"init_bert": "/models/bert"}\'.')] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only check the start: the whole resolved configuration, the starting weights "
+                        "(exist, load, only the documented new keys) and a resume checkpoint; then exit.")] = False,
 ) -> None:
     """Run the DAG ingest -> shards -> pre-training -> evaluation (unchanged stages are skipped; training
-    resumes; a checkpoint already evaluated with the same settings is not evaluated again)."""
+    resumes; a checkpoint already evaluated with the same settings is not evaluated again). The start check
+    (--check) runs first, before any stage."""
     evaluations = None if evaluation is None else [e for e in evaluation if e != "none"]
-    if print_config:
+    extra = _json_option("--overrides", overrides)
+    if print_config or check:
         from xvlm.pipeline.config import resolve_run, to_json
 
-        typer.echo(to_json(resolve_run(preset, steps=steps, evaluations=evaluations)))
+        run = resolve_run(preset, extra, steps=steps, evaluations=evaluations, weights_root=weights_root)
+        if print_config:
+            typer.echo(to_json(run))
+            return
+        from xvlm.pipeline.preflight import check_run
+
+        typer.echo("\n".join(check_run(run, work_dir.resolve()).lines()))
+        typer.echo(f"start check passed: preset {preset} can start")
         return
     from flows.demo import evaluation_lines
     from flows.pretrain import pretrain as pretrain_flow
 
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
-                           steps=steps, devices=devices, evaluations=evaluations,
-                           downstream_root=str(downstream_root) if downstream_root else None)
+                           steps=steps, devices=devices, evaluations=evaluations, overrides=extra,
+                           downstream_root=str(downstream_root) if downstream_root else None,
+                           weights_root=str(weights_root) if weights_root else None)
     typer.echo(f"checkpoint {result['train']['checkpoint']} (step {result['train']['step']})")
     if lines := evaluation_lines(result):
         typer.echo("\n".join(lines))
