@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 lake_app = typer.Typer(help="Query the Parquet lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
+checkpoint_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -199,6 +201,12 @@ def pretrain(
         return
     from flows.demo import evaluation_lines
     from flows.pretrain import pretrain as pretrain_flow
+    from xvlm.pipeline.config import resolve_run
+    from xvlm.pipeline.preflight import check_run
+
+    # the flow checks again (deployments start there); here a bad start is one line, not a failed flow run
+    check_run(resolve_run(preset, extra, steps=steps, evaluations=evaluations, weights_root=weights_root),
+              work_dir.resolve())
 
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
                            steps=steps, devices=devices, evaluations=evaluations, overrides=extra,
@@ -246,6 +254,7 @@ def evaluate(
         raise BadInput(f"unknown --task {bad}; choose from {', '.join(EVAL_TASKS)}")
     tasks = list(dict.fromkeys(task or ["zero-shot-retrieval", "zero-shot-grounding"]))
     if ":/" not in checkpoint or Path(checkpoint).exists():
+        from xvlm.eval.checkpoint import read_checkpoint
         from xvlm.inference import resolve_checkpoint
 
         try:
@@ -253,6 +262,7 @@ def evaluate(
         except FileNotFoundError as exc:
             raise BadInput(f"{checkpoint}: no such checkpoint file (pass a file, a training out_dir with "
                             "checkpoints/latest, or an MLflow URI runs:/<run>/<path>)") from exc
+        read_checkpoint(checkpoint, mmap=True)  # a bad file is one line here, not a traceback in a flow
     if not raw_root.is_dir():
         raise BadInput(f"{raw_root}: no such directory (the downstream files' root; `xvlm sample-corpus DIR` "
                         "writes a small one)")
@@ -312,6 +322,10 @@ def show(
     typer.echo(f"wrote {path}")
 
 
+ALLOW_HELP = ("Load into --model even where it differs from the checkpoint's own model config (the "
+              "differences are logged); without it such a load is an error naming the fields.")
+
+
 def _model_option(model: str | None, variant: str | None) -> str | None:
     """``--variant`` was this option's name until 0.1 (one name per knob now: ``--model``, as in ``evaluate``)."""
     if variant is not None:
@@ -329,13 +343,14 @@ def ground(
     out: Annotated[Path | None, typer.Option(help="PNG with the predicted box drawn.")] = None,
     model: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
     variant: Annotated[str | None, typer.Option(hidden=True, help="Deprecated name of --model.")] = None,
+    allow_config_change: Annotated[bool, typer.Option(help=ALLOW_HELP)] = False,
 ) -> None:
     """Predict the box of TEXT in IMAGE (x, y, w, h in the image's pixels)."""
     from xvlm.inference import load
 
     if not image.is_file():
         raise BadInput(f"{image}: no such image file")
-    predictor = load(checkpoint, variant=_model_option(model, variant))
+    predictor = load(checkpoint, variant=_model_option(model, variant), allow_config_change=allow_config_change)
     (x, y, w, h), _ = predictor.ground_picture(image, text, out_png=out)
     typer.echo(f"box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f}" + (f" (picture: {out})" if out else ""))
 
@@ -347,15 +362,54 @@ def score(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or training out_dir.")],
     model: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
     variant: Annotated[str | None, typer.Option(hidden=True, help="Deprecated name of --model.")] = None,
+    allow_config_change: Annotated[bool, typer.Option(help=ALLOW_HELP)] = False,
 ) -> None:
     """ITC and ITM scores of each caption against IMAGE, best first."""
     from xvlm.inference import load
 
     if not image.is_file():
         raise BadInput(f"{image}: no such image file")
-    s = load(checkpoint, variant=_model_option(model, variant)).score(image, texts)
+    s = load(checkpoint, variant=_model_option(model, variant),
+             allow_config_change=allow_config_change).score(image, texts)
     for itm, itc, t in sorted(zip(s["itm"], s["itc"], texts, strict=True), reverse=True):
         typer.echo(f"itm {itm:.3f}  itc {itc:7.3f}  {t}")
+
+
+@checkpoint_app.command("info")
+def checkpoint_info(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file, run folder or exported folder.")],
+) -> None:
+    """What a checkpoint says about itself: model config, resolution, vocabulary hash, its start."""
+    from xvlm.exchange import checkpoint_info as info
+
+    typer.echo("\n".join(info(checkpoint)))
+
+
+@app.command("export")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file or run folder (ours).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write: model.safetensors, config.json, vocab.txt, README.md.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export in OUT.")] = False,
+) -> None:
+    """Export a checkpoint as a self-contained folder that inference and evaluation accept."""
+    from xvlm.exchange import export_checkpoint
+
+    typer.echo(f"exported to {export_checkpoint(checkpoint, out, overwrite=overwrite)}")
+
+
+@app.command("import-reference")
+def import_reference(
+    file: Annotated[Path, typer.Argument(help="A released X-VLM checkpoint ({'model': ...}, reference key layout).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (the layout of `xvlm export`).")],
+    model: Annotated[str, typer.Option(help="Its model config: xvlm-base (4M / 16M), xvlm-base-384 (fine-tuned).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export in OUT.")] = False,
+) -> None:
+    """Convert a released X-VLM checkpoint (strictly: every tensor mapped) into an exported folder."""
+    from xvlm.exchange import import_reference as convert
+
+    folder, report = convert(file, out, model, overwrite=overwrite)
+    typer.echo(f"converted: {report.summary()}")
+    typer.echo(f"exported to {folder}")
 
 
 @app.command()

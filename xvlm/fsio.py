@@ -71,9 +71,10 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def load_tensors(path: str | Path, what: str = "checkpoint") -> Any:
+def load_tensors(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
     """The one reader of torch and safetensors files: ``torch.load(weights_only=True)`` on the CPU, or
-    safetensors' ``load_file`` for ``.safetensors``.
+    safetensors' ``load_file`` for ``.safetensors``. ``mmap``: map a torch zip file instead of reading it
+    (a cheap look at a checkpoint of GBs before a flow starts; legacy-format files are read in full).
 
     Why one reader: a text file, a corrupt file or a truncated download must be one line naming the file
     and what is wrong (``BadInput``, exit 2 from the CLI), wherever it is read (evaluation, inference,
@@ -93,7 +94,12 @@ def load_tensors(path: str | Path, what: str = "checkpoint") -> Any:
             return dict(load_file(str(path)))
         import torch
 
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if mmap:
+            import zipfile
+
+            if not zipfile.is_zipfile(path):  # the legacy format cannot be mapped (nor can a text file)
+                mmap = False
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, SafetensorError, ...
         if isinstance(exc, BadInput):
             raise
