@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,27 +14,26 @@ from xvlm.errors import BadInput
 from xvlm.pipeline.config import resolve_run
 from xvlm.pipeline.preflight import check_run, check_start_rule
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return weights_root(tmp_path_factory.mktemp("weights"))
 
 
-def _xvlm(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=120, env={**os.environ, **env})
+def test_16m_check_without_weights_names_both_files_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
 
-
-def test_16m_check_without_weights_names_both_files_in_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "weights"
     empty.mkdir()
-    result = _xvlm("pretrain", "--preset", "16m", "--work-dir", str(tmp_path / "work"), "--check",
-                   env={"XVLM_WEIGHTS": str(empty)})
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    monkeypatch.setenv("XVLM_WEIGHTS", str(empty))
+    monkeypatch.setattr(sys, "argv", ["xvlm", "pretrain", "--preset", "16m", "--work-dir", str(tmp_path / "work"),
+                                      "--check"])
+    with pytest.raises(SystemExit) as exc:  # the console entry point, in-process
+        main()
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
     line = lines[0]
     assert f"init_bert: {empty / 'bert-base-uncased'} not found" in line
     assert f"init_swin: {empty / 'swin_base_patch4_window7_224_22k.pth'} not found" in line
