@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 lake_app = typer.Typer(help="Query the Parquet lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
+checkpoint_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -141,6 +143,21 @@ def shards(
     typer.echo(f"{totals['samples_written']} samples in {totals['n_shards']} shards at {totals['out']}")
 
 
+def _json_option(name: str, value: str | None) -> dict | None:
+    """A JSON-object option (``--overrides``), or ``BadInput`` naming the option."""
+    if value is None:
+        return None
+    import json
+
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{name}: not valid JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise BadInput(f"{name}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 @app.command()
 def pretrain(
     preset: Annotated[str, typer.Option(help="configs/pretrain/<preset>.json (demo, 4m, 16m) or a JSON path.")] = "demo",
@@ -156,21 +173,45 @@ def pretrain(
                                                          "the preset's, else --raw-root).")] = None,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the resolved run configuration (preset + options) as JSON and exit.")] = False,
+    weights_root: Annotated[Path | None, typer.Option(
+        help="Folder of the starting weights (bert-base-uncased/, swin_base_patch4_window7_224_22k.pth) that "
+             "relative init_bert / init_swin paths are under; default: $XVLM_WEIGHTS.")] = None,
+    overrides: Annotated[str | None, typer.Option(
+        help='JSON merged into the preset one level deep, e.g. \'{"init_bert": "/models/bert"}\'.')] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only check the start: the whole resolved configuration, the starting weights "
+                        "(exist, load, only the documented new keys) and a resume checkpoint; then exit.")] = False,
 ) -> None:
     """Run the DAG ingest -> shards -> pre-training -> evaluation (unchanged stages are skipped; training
-    resumes; a checkpoint already evaluated with the same settings is not evaluated again)."""
+    resumes; a checkpoint already evaluated with the same settings is not evaluated again). The start check
+    (--check) runs first, before any stage."""
     evaluations = None if evaluation is None else [e for e in evaluation if e != "none"]
-    if print_config:
+    extra = _json_option("--overrides", overrides)
+    if print_config or check:
         from xvlm.pipeline.config import resolve_run, to_json
 
-        typer.echo(to_json(resolve_run(preset, steps=steps, evaluations=evaluations)))
+        run = resolve_run(preset, extra, steps=steps, evaluations=evaluations, weights_root=weights_root)
+        if print_config:
+            typer.echo(to_json(run))
+            return
+        from xvlm.pipeline.preflight import check_run
+
+        typer.echo("\n".join(check_run(run, work_dir.resolve()).lines()))
+        typer.echo(f"start check passed: preset {preset} can start")
         return
     from flows.demo import evaluation_lines
     from flows.pretrain import pretrain as pretrain_flow
+    from xvlm.pipeline.config import resolve_run
+    from xvlm.pipeline.preflight import check_run
+
+    # the flow checks again (deployments start there); here a bad start is one line, not a failed flow run
+    check_run(resolve_run(preset, extra, steps=steps, evaluations=evaluations, weights_root=weights_root),
+              work_dir.resolve())
 
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
-                           steps=steps, devices=devices, evaluations=evaluations,
-                           downstream_root=str(downstream_root) if downstream_root else None)
+                           steps=steps, devices=devices, evaluations=evaluations, overrides=extra,
+                           downstream_root=str(downstream_root) if downstream_root else None,
+                           weights_root=str(weights_root) if weights_root else None)
     typer.echo(f"checkpoint {result['train']['checkpoint']} (step {result['train']['step']})")
     if lines := evaluation_lines(result):
         typer.echo("\n".join(lines))
@@ -213,6 +254,7 @@ def evaluate(
         raise BadInput(f"unknown --task {bad}; choose from {', '.join(EVAL_TASKS)}")
     tasks = list(dict.fromkeys(task or ["zero-shot-retrieval", "zero-shot-grounding"]))
     if ":/" not in checkpoint or Path(checkpoint).exists():
+        from xvlm.eval.checkpoint import read_checkpoint
         from xvlm.inference import resolve_checkpoint
 
         try:
@@ -220,6 +262,7 @@ def evaluate(
         except FileNotFoundError as exc:
             raise BadInput(f"{checkpoint}: no such checkpoint file (pass a file, a training out_dir with "
                             "checkpoints/latest, or an MLflow URI runs:/<run>/<path>)") from exc
+        read_checkpoint(checkpoint, mmap=True)  # a bad file is one line here, not a traceback in a flow
     if not raw_root.is_dir():
         raise BadInput(f"{raw_root}: no such directory (the downstream files' root; `xvlm sample-corpus DIR` "
                         "writes a small one)")
@@ -279,6 +322,10 @@ def show(
     typer.echo(f"wrote {path}")
 
 
+ALLOW_HELP = ("Load into --model even where it differs from the checkpoint's own model config (the "
+              "differences are logged); without it such a load is an error naming the fields.")
+
+
 def _model_option(model: str | None, variant: str | None) -> str | None:
     """``--variant`` was this option's name until 0.1 (one name per knob now: ``--model``, as in ``evaluate``)."""
     if variant is not None:
@@ -296,13 +343,14 @@ def ground(
     out: Annotated[Path | None, typer.Option(help="PNG with the predicted box drawn.")] = None,
     model: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
     variant: Annotated[str | None, typer.Option(hidden=True, help="Deprecated name of --model.")] = None,
+    allow_config_change: Annotated[bool, typer.Option(help=ALLOW_HELP)] = False,
 ) -> None:
     """Predict the box of TEXT in IMAGE (x, y, w, h in the image's pixels)."""
     from xvlm.inference import load
 
     if not image.is_file():
         raise BadInput(f"{image}: no such image file")
-    predictor = load(checkpoint, variant=_model_option(model, variant))
+    predictor = load(checkpoint, variant=_model_option(model, variant), allow_config_change=allow_config_change)
     (x, y, w, h), _ = predictor.ground_picture(image, text, out_png=out)
     typer.echo(f"box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f}" + (f" (picture: {out})" if out else ""))
 
@@ -314,15 +362,54 @@ def score(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or training out_dir.")],
     model: Annotated[str | None, typer.Option(help="Model config for a released reference checkpoint.")] = None,
     variant: Annotated[str | None, typer.Option(hidden=True, help="Deprecated name of --model.")] = None,
+    allow_config_change: Annotated[bool, typer.Option(help=ALLOW_HELP)] = False,
 ) -> None:
     """ITC and ITM scores of each caption against IMAGE, best first."""
     from xvlm.inference import load
 
     if not image.is_file():
         raise BadInput(f"{image}: no such image file")
-    s = load(checkpoint, variant=_model_option(model, variant)).score(image, texts)
+    s = load(checkpoint, variant=_model_option(model, variant),
+             allow_config_change=allow_config_change).score(image, texts)
     for itm, itc, t in sorted(zip(s["itm"], s["itc"], texts, strict=True), reverse=True):
         typer.echo(f"itm {itm:.3f}  itc {itc:7.3f}  {t}")
+
+
+@checkpoint_app.command("info")
+def checkpoint_info(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file, run folder or exported folder.")],
+) -> None:
+    """What a checkpoint says about itself: model config, resolution, vocabulary hash, its start."""
+    from xvlm.exchange import checkpoint_info as info
+
+    typer.echo("\n".join(info(checkpoint)))
+
+
+@app.command("export")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file or run folder (ours).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write: model.safetensors, config.json, vocab.txt, README.md.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export in OUT.")] = False,
+) -> None:
+    """Export a checkpoint as a self-contained folder that inference and evaluation accept."""
+    from xvlm.exchange import export_checkpoint
+
+    typer.echo(f"exported to {export_checkpoint(checkpoint, out, overwrite=overwrite)}")
+
+
+@app.command("import-reference")
+def import_reference(
+    file: Annotated[Path, typer.Argument(help="A released X-VLM checkpoint ({'model': ...}, reference key layout).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (the layout of `xvlm export`).")],
+    model: Annotated[str, typer.Option(help="Its model config: xvlm-base (4M / 16M), xvlm-base-384 (fine-tuned).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export in OUT.")] = False,
+) -> None:
+    """Convert a released X-VLM checkpoint (strictly: every tensor mapped) into an exported folder."""
+    from xvlm.exchange import import_reference as convert
+
+    folder, report = convert(file, out, model, overwrite=overwrite)
+    typer.echo(f"converted: {report.summary()}")
+    typer.echo(f"exported to {folder}")
 
 
 @app.command()

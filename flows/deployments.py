@@ -5,8 +5,10 @@
     prefect deployment run 'pretrain/pretrain-demo' --watch
 
 Outputs of served runs go under ``$XVLM_SERVE_HOME/runs/<deployment>``. The 4m / 16m deployments
-read the raw annotation files from ``$XVLM_RAW_ROOT`` (or a ``raw_root`` parameter given at run time)
-and use ``$XVLM_GPUS`` processes (default 8).
+read the raw annotation files from ``$XVLM_RAW_ROOT`` (or a ``raw_root`` parameter given at run time),
+the starting weights (BERT-base, Swin-B) from ``$XVLM_WEIGHTS`` (or ``weights_root``), and use
+``$XVLM_GPUS`` processes (default 8). Every run checks its start before any stage (the flow's first step,
+the same ``check_run`` as ``xvlm pretrain --check``); ``-p check=true`` runs only that check.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def deployments(home: Path) -> list[RunnerDeployment]:
     runs = home / "runs"
     raw = os.environ.get("XVLM_RAW_ROOT")  # where the downloaded annotation files are (4m / 16m)
     gpus = int(os.environ.get("XVLM_GPUS", "8"))
+    weights = os.environ.get("XVLM_WEIGHTS")  # bert-base-uncased/ + swin_base_patch4_window7_224_22k.pth
     return [
         pretrain.to_deployment(
             "pretrain-demo", parameters={"preset": "demo", "work_dir": str(runs / "pretrain-demo")},
@@ -32,12 +35,14 @@ def deployments(home: Path) -> list[RunnerDeployment]:
             tags=["demo"]),
         pretrain.to_deployment(
             "pretrain-4m", parameters={"preset": "4m", "work_dir": str(runs / "pretrain-4m"),
-                                       "raw_root": raw, "devices": gpus},
+                                       "raw_root": raw, "devices": gpus,
+                                       "weights_root": weights},
             description="COCO + VG + SBU + CC3M, base model, the paper's recipe, all GPUs via torchrun.",
             tags=["4m"]),
         pretrain.to_deployment(
             "pretrain-16m", parameters={"preset": "16m", "work_dir": str(runs / "pretrain-16m"),
-                                        "raw_root": raw, "devices": gpus},
+                                        "raw_root": raw, "devices": gpus,
+                                        "weights_root": weights},
             description="4M + CC12M + Objects365 + OpenImages, base model, all GPUs via torchrun.",
             tags=["16m"]),
     ]

@@ -3,16 +3,20 @@
 The stages and their skip / resume rules live in ``xvlm.pipeline`` (read its ``stages`` module); the run's
 configuration is one ``RunConfig`` tree (``xvlm.pipeline.config``): a preset
 ``configs/pretrain/{demo,4m,16m}.json`` with ``overrides`` merged in (e.g.
-``{"init_bert": "/models/bert-base-uncased"}``). MLflow: ``MLFLOW_TRACKING_URI`` (a local SQLite file in
+``{"init_bert": "/models/bert-base-uncased"}``; relative ``init_*`` paths are under ``weights_root`` or
+``$XVLM_WEIGHTS``). Before any stage the start check runs (``xvlm.pipeline.preflight.check_run``: the whole
+config, the starting weights, a resume checkpoint); ``check=True`` runs only that. MLflow: ``MLFLOW_TRACKING_URI`` (a local SQLite file in
 the demo, the tracking server under ``xvlm serve``); experiment ``pretrain-<preset>``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.exceptions import MissingContextError
 
 from flows.evaluate import evaluation
 from flows.ingest import ingest
@@ -20,7 +24,16 @@ from flows.retry import IO_RETRIES
 from flows.shards import shards
 from xvlm.pipeline import stages
 from xvlm.pipeline.config import experiment_name, resolve_run
+from xvlm.pipeline.preflight import check_run
 from xvlm.train.config import PretrainConfig
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger; a plain one when called as ``pretrain.fn`` (the check alone, in tests)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 @task(name="sample-corpus")
@@ -48,7 +61,8 @@ def train(config: dict[str, Any], devices: int, experiment: str, work_dir: str) 
 def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_root: str | None = None,
              steps: int | None = None, devices: int = 1, overrides: dict[str, Any] | None = None,
              seed: int = 0, evaluations: list[str] | None = None,
-             downstream_root: str | None = None) -> dict[str, Any]:
+             downstream_root: str | None = None, weights_root: str | None = None,
+             check: bool = False) -> dict[str, Any]:
     """ingest -> shards -> train -> evaluation for ``preset``; returns where every output is, the final
     losses and the evaluation results (``evaluation``; None when no evaluation was asked for).
 
@@ -57,10 +71,15 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
     ``devices``: processes for torchrun (GPUs, or CPU processes with gloo); 1 runs in-process.
     ``evaluations``: any of ``retrieval, grounding, vqa, nlvr2, caption`` (None: the preset's
     ``downstream.evaluations``; [] skips the stage). ``downstream_root``: the downstream splits (None:
-    the preset's ``downstream.raw_root``, else ``raw_root``).
+    the preset's ``downstream.raw_root``, else ``raw_root``). ``weights_root``: where relative
+    ``init_bert`` / ``init_swin`` are (None: ``$XVLM_WEIGHTS``). ``check``: run the start check only.
     """
     work = Path(work_dir).resolve()
-    run = resolve_run(preset, overrides, steps, evaluations)  # validated before any stage runs
+    run = resolve_run(preset, overrides, steps, evaluations, weights_root)
+    checked = check_run(run, work)  # before any stage: config, starting weights, resume checkpoint
+    _logger().info("start check passed:\n%s", "\n".join(checked.lines()))
+    if check:
+        return {"check": checked.to_dict()}
     experiment = experiment_name(preset)
     raw_root = raw_root or sample_corpus(str(work / "raw"), seed, run.recipe)
     lake = ingest(raw_root=raw_root, out=str(work / "lake"))

@@ -69,3 +69,40 @@ def sha256_file(path: str | Path) -> str:
 
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def load_tensors(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
+    """The one reader of torch and safetensors files: ``torch.load(weights_only=True)`` on the CPU, or
+    safetensors' ``load_file`` for ``.safetensors``. ``mmap``: map a torch zip file instead of reading it
+    (a cheap look at a checkpoint of GBs before a flow starts; legacy-format files are read in full).
+
+    Why one reader: a text file, a corrupt file or a truncated download must be one line naming the file
+    and what is wrong (``BadInput``, exit 2 from the CLI), wherever it is read (evaluation, inference,
+    ``--resume``, the start weights); torch's own errors are a long traceback without the file name.
+    """
+    from xvlm.errors import BadInput, MissingInput
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInput(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: empty file, not a {what}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(str(path)))
+        import torch
+
+        if mmap:
+            import zipfile
+
+            if not zipfile.is_zipfile(path):  # the legacy format cannot be mapped (nor can a text file)
+                mmap = False
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, SafetensorError, ...
+        if isinstance(exc, BadInput):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        hint = "truncated or corrupt" if isinstance(exc, (EOFError, RuntimeError)) else "not a torch file"
+        raise BadInput(f"{path}: not a readable {what} ({hint}: {type(exc).__name__}: {first})") from exc

@@ -152,7 +152,7 @@ class Predictor:
 
 
 def load(checkpoint: str | Path, device: str | torch.device = "cpu", variant: str | XVLMConfig | None = None,
-         ) -> Predictor:
+         allow_config_change: bool = False) -> Predictor:
     """Build the model a checkpoint describes, load its weights strictly, return a ``Predictor``.
 
     The loading is evaluation's (``xvlm.eval.checkpoint.load_checkpoint``, the one path): our pre-training
@@ -161,9 +161,10 @@ def load(checkpoint: str | Path, device: str | torch.device = "cpu", variant: st
     X-VLM checkpoints (``{"model": ...}`` in the reference layout), converted with
     ``convert_reference_checkpoint``. Released files carry a YAML config we do not parse, so they need
     ``variant`` (a registered name such as ``xvlm-base`` / ``xvlm-base-384``, a config JSON, or an
-    ``XVLMConfig``); for ours ``variant`` overrides the recorded config.
+    ``XVLMConfig``); for ours (and exported folders) the checkpoint's own config is used, and a ``variant``
+    that differs from it is an error naming the fields unless ``allow_config_change``.
     """
-    loaded = load_checkpoint(checkpoint, model=variant)
+    loaded = load_checkpoint(checkpoint, model=variant, allow_config_change=allow_config_change)
     data = loaded.config.get("data") if isinstance(loaded.config.get("data"), Mapping) else {}
     dev = torch.device(device)
     return Predictor(loaded.model.eval().to(dev), dev, int(data.get("max_words", DEFAULT_MAX_WORDS)),

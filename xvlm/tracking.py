@@ -8,7 +8,9 @@ Every stage logs through it:
   report PNG and its numbers).
 - ``MLflowCallback`` (pre-training, the loop's ``TrainCallback``, rank 0 only): one run per pre-training (a
   resumed run continues the same MLflow run: its id is stored in ``{out_dir}/mlflow_run_id``), the
-  flattened config as params, tags (git commit, config hash and the flow's recipe / manifest hashes),
+  flattened config as params, what it started from (each starting file's LoadReport counts and sha256 as
+  ``init_bert.*`` / ``init_swin.*`` params, the reports as ``init/load_reports.json``), tags (git commit,
+  config hash, ``from_scratch`` and the flow's recipe / manifest hashes),
   system metrics (CPU, memory, GPU when pynvml is present), a PNG of the first batch's images with their
   boxes and texts (``preview/first_batch.png``), per-step metrics (every loss, total, lr, grad norm,
   samples/s, tokens/s, corrupt samples), every checkpoint under ``checkpoints/step-XXXXXXXX``.
@@ -185,6 +187,18 @@ def preview_image(lb: LoaderBatch, mean: tuple[float, ...] | None = None, max_im
     return canvas
 
 
+def load_report_params(info: RunInfo) -> dict[str, str]:
+    """What the run started from, as params: per starting file (``init_bert`` / ``init_swin``) its
+    loaded / new / dropped / unmapped counts, the file's key count and sha256 (the full reports are the
+    artifact ``init/load_reports.json``)."""
+    out: dict[str, str] = {}
+    for r in info.load_reports:
+        role = "init_bert" if r.source == str(info.config.init_bert) else "init_swin"
+        out.update({f"{role}.{k}": str(v) for k, v in r.counts().items()})
+        out[f"{role}.sha256"] = r.sha256
+    return out
+
+
 class MLflowCallback(TrainCallback):
     """Logs one pre-training run to MLflow (see module docstring)."""
 
@@ -211,8 +225,10 @@ class MLflowCallback(TrainCallback):
         self.run_id = run.info.run_id
         id_file.write_text(self.run_id)
         if resume_id is None:
-            mlflow.log_params(flatten(info.config.to_dict()))
+            mlflow.log_params({**flatten(info.config.to_dict()), **load_report_params(info)})
             mlflow.log_dict(info.config.to_dict(), "config.json")
+            mlflow.log_dict({"from_scratch": info.config.from_scratch,
+                             "reports": [r.to_dict() for r in info.load_reports]}, "init/load_reports.json")
         mlflow.set_tags({**info.tags, "num_params": str(info.num_params), "world_size": str(info.world_size),
                          "resumed_from_step": str(info.start_step)})
 

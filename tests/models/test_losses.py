@@ -244,3 +244,37 @@ def test_combined_step_learns_a_fixed_batch() -> None:
         loss.backward()
         opt.step()
     assert loss.item() < 0.6 * first
+
+
+def test_reference_switches_reproduce_the_reference_rules(spy_negatives) -> None:
+    """``itm_exclusion="diagonal"`` + ``text_positives="diagonal"``: the reference's pre-training rules exactly
+    (ITM weights softmax + 1e-5 with only the diagonal zeroed; ITC targets the diagonal), on hand-made cases."""
+    import torch.nn.functional as F
+
+    import xvlm.models.objective as objective
+    from xvlm.models.losses import itm_exclusion_mask, negative_weights
+
+    sim = torch.tensor([[3.0, 2.5, 0.1, 1.0], [2.0, 4.0, 0.5, 3.9], [0.2, 0.3, 2.0, 1.5], [1.0, 3.8, 1.2, 4.1]])
+    ids, keys = torch.tensor([0, 0, 1, 1]), torch.tensor([10, 11, 12, 11])  # texts 1 and 3 are identical
+    reference = F.softmax(sim, dim=1) + 1e-5  # the reference's xvlm.py, pre-training: no image ids
+    reference.fill_diagonal_(0)
+    assert torch.equal(negative_weights(sim, itm_exclusion_mask(ids, None, "diagonal")), reference)
+    ours = negative_weights(sim, itm_exclusion_mask(ids, keys, "image"))
+    assert ours[0, 1] == ours[1, 0] == ours[1, 3] == ours[3, 1] == 0 and ours[0, 2] == reference[0, 2]
+    assert reference[0, 1] > 0 and reference[1, 3] > 0  # the reference may draw same-image / identical texts
+
+    batch = make_batch()  # image_index [0, 0, 1, 1, 2, 2]
+    batch.text_ids[3], batch.text_atts[3] = batch.text_ids[1], batch.text_atts[1]
+    seen = spy_negatives(objective)
+    torch.manual_seed(0)
+    model = XVLM(get_config("xvlm-debug").replace(itm_exclusion="diagonal", text_positives="diagonal")).eval()
+    with torch.no_grad():
+        got = pretrain_losses(model, batch, torch.Generator().manual_seed(0))["itc"]
+        patches, _ = model.encode_image(batch.images)
+        img = model.image_feat(model.concepts(patches, batch.image_index, batch.boxes).embeds[:, 0])
+        txt = model.text_feat(model.encode_text(batch.text_ids, batch.text_atts))
+    logits = img @ txt.T / model.temperature()
+    target = torch.arange(6)
+    expected = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2  # the reference's ITC
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert len(seen) == 2 and all(torch.equal(same, torch.eye(6, dtype=torch.bool)) for _, same in seen)

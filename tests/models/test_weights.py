@@ -96,8 +96,9 @@ def test_bert_key_rule() -> None:
     assert bert_key_to_ours("bert.encoder.layer.6.attention.self.query.bias", 6) == "cross_encoder.layer.0.attention.self.query.bias"
     assert bert_key_to_ours("bert.encoder.layer.11.crossattention.self.key.weight", 6) == "cross_encoder.layer.5.crossattention.self.key.weight"
     assert bert_key_to_ours("cls.predictions.transform.LayerNorm.gamma", 6) == "mlm_head.predictions.transform.LayerNorm.weight"
-    assert bert_key_to_ours("cls.predictions.decoder.bias", 6) == "mlm_head.predictions.bias"
-    for dropped in ("cls.predictions.decoder.weight", "bert.pooler.dense.weight", "embeddings.position_ids",
+    assert bert_key_to_ours("cls.predictions.decoder.bias", 6) == "mlm_head.predictions.bias"  # tied aliases
+    assert bert_key_to_ours("cls.predictions.decoder.weight", 6) == "text_encoder.embeddings.word_embeddings.weight"
+    for dropped in ("bert.pooler.dense.weight", "embeddings.position_ids",
                     "cls.seq_relationship.weight"):
         assert bert_key_to_ours(dropped, 6) is None
 
@@ -112,7 +113,7 @@ def minilm_model() -> XVLM:
 def test_load_real_minilm_bert_matches_transformers() -> None:
     model = minilm_model()
     report = load_bert(model, bert_model_dir())
-    assert report.unmapped == []
+    assert report.unmapped == [] and report.balanced() and len(report.sha256) == 64
     assert all(".crossattention." in k or k.startswith("mlm_head.") for k in report.new)
     assert sum(".crossattention." in k for k in report.new) == 3 * 10  # per layer: q/k/v, output dense, LayerNorm (weight + bias)
     hf = BertModel.from_pretrained(str(bert_model_dir())).eval()
@@ -183,6 +184,7 @@ def test_load_swin_official_checkpoint_resized_to_a_larger_window(tmp_path: Path
     model = XVLM(dst_cfg)
     report = load_swin(model, path)
     assert report.unmapped == [] and {"head.weight", "head.bias"} <= set(report.dropped)
+    assert report.balanced() and report.new == [] and all(k.startswith("vision_encoder.") for k in report.loaded)
     tables = [k for k in swin.state_dict() if k.endswith("relative_position_bias_table")]
     assert sorted(report.resized) == sorted("vision_encoder." + k for k in tables)  # every stage: 5x5 windows
     ours = model.vision_encoder.state_dict()
@@ -212,8 +214,14 @@ def test_reference_checkpoint_round_trip(tmp_path: Path) -> None:
     model = XVLM(cfg).eval()
     report = load_reference_checkpoint(model, path)  # strict: raises on any missing / unexpected key
     assert report.unmapped == [] and report.new == []
-    assert all(re.search(r"relative_position_index|attn_mask|position_ids|decoder\.weight$", k) for k in report.dropped)
+    # dropped: recomputed buffers and the tied aliases (found equal), each under its full checkpoint name
+    assert all(re.search(r"relative_position_index|attn_mask|position_ids|decoder\.(weight|bias)$", k)
+               for k in report.dropped)
+    assert all(k.startswith(("vision_encoder.", "text_encoder.")) for k in report.dropped)
+    assert "text_encoder.cls.predictions.decoder.bias" in report.dropped and report.conflicts == []
     ref = ckpt["model"]
+    # every checkpoint key is counted once: loaded + dropped + unmapped == the file's keys
+    assert report.balanced() and len(report.loaded) + len(report.dropped) + len(report.unmapped) == len(ref)
 
     # every one of our tensors equals exactly one source tensor (all sources are distinct random draws)
     ours = model.state_dict()
@@ -248,7 +256,30 @@ def test_reference_checkpoint_round_trip(tmp_path: Path) -> None:
     # an unknown key is reported, not silently dropped
     bad = dict(ref, **{"text_encoder.bert.encoder.layer.0.adapter.weight": torch.zeros(1)})
     _, report = convert_reference_checkpoint(bad, model)
-    assert report.unmapped == ["text_encoder.bert.encoder.layer.0.adapter.weight"]
+    assert report.unmapped == ["text_encoder.bert.encoder.layer.0.adapter.weight"] and report.balanced()
+
+    # a Swin key with no place is reported under its full name, not the stripped one
+    odd = dict(ref, **{"vision_encoder.layers.0.extra.weight": torch.zeros(1)})
+    _, report = convert_reference_checkpoint(odd, model)
+    assert report.unmapped == ["vision_encoder.layers.0.extra.weight"] and report.balanced()
+
+
+def test_tied_pair_that_differs_is_reported_not_overwritten() -> None:
+    cfg = get_config("xvlm-debug")
+    ckpt, _, _ = reference_checkpoint(cfg, seed=2)
+    sd = dict(ckpt["model"])
+    canonical = sd["text_encoder.cls.predictions.bias"]
+    sd["text_encoder.cls.predictions.decoder.bias"] = canonical + 1.0  # the released files tie them: equal
+    out, report = convert_reference_checkpoint(sd, XVLM(cfg))
+    assert out["mlm_head.predictions.bias"].equal(canonical)  # the canonical tensor, whatever the key order
+    assert report.conflicts == ["text_encoder.cls.predictions.decoder.bias != text_encoder.cls.predictions.bias"]
+    assert "text_encoder.cls.predictions.decoder.bias" in report.unmapped and report.balanced()
+    # the decoder weight is tied to the word embeddings the same way
+    sd = dict(ckpt["model"])
+    sd["text_encoder.cls.predictions.decoder.weight"] = torch.zeros_like(sd["text_encoder.cls.predictions.decoder.weight"])
+    _, report = convert_reference_checkpoint(sd, XVLM(cfg))
+    assert report.conflicts == ["text_encoder.cls.predictions.decoder.weight != "
+                                "text_encoder.bert.embeddings.word_embeddings.weight"]
 
 
 def test_reference_checkpoint_into_a_larger_window() -> None:

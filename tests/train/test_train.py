@@ -17,7 +17,7 @@ from tests.train.shardgen import write_shards
 from xvlm.data.loader import DataConfig, PretrainStream
 from xvlm.models.objective import pretrain_losses
 from xvlm.train import PretrainConfig
-from xvlm.train.checkpoint import CHECKPOINT_KEYS, load_checkpoint
+from xvlm.train.checkpoint import CHECKPOINT_KEYS, REQUIRED_KEYS, load_checkpoint
 from xvlm.train.config import OptimConfig
 from xvlm.train.loop import build_train_model, to_device
 from xvlm.train.optim import build_optimizer, build_scheduler, is_new_param, warmup_linear
@@ -125,6 +125,9 @@ def test_sigkill_then_resume_reproduces_the_loss_sequence(tmp_path: Path, shards
 
     state = load_checkpoint(Path(cfg.out_dir) / "checkpoints" / "step-00000007.pt")
     assert tuple(state) == CHECKPOINT_KEYS  # pinned key names and order
+    assert (*REQUIRED_KEYS, "model_info") == CHECKPOINT_KEYS  # model_info: added, optional on load
+    assert REQUIRED_KEYS == ("model", "optimizer", "lr_scheduler", "dataloader", "train_state", "rng", "config")
+    assert set(state["model_info"]) == {"model_config", "image_res", "vocab_sha256", "init", "from_scratch"}
     assert set(state["train_state"]) == {"step", "updates", "samples_seen", "tokens_seen"}
     assert set(state["dataloader"]) == {"batches", "num_workers", "world_size", "seed"}
     assert state["train_state"]["step"] == 7 and state["dataloader"]["batches"] == 7

@@ -20,6 +20,8 @@ CONFIG_DIR = Path(__file__).with_name("configs")
 
 ItcGrad = Literal["global", "reference"]
 ItmNegatives = Literal["hard", "uniform"]
+ItmExclusion = Literal["image", "diagonal"]
+TextPositives = Literal["identical", "diagonal"]
 
 
 @dataclass
@@ -96,6 +98,14 @@ class XVLMConfig:
     #             until ITC is informative, hard negatives are mostly the most similar *true* pairs, and
     #             ITM stays at its prior (measured in docs/training.md).
     itm_negatives: ItmNegatives = "hard"
+    # Which pairs the ITM sampler never draws as negatives (METHOD.md §3, docs/model.md deviations):
+    #   "image": every pair sharing an image id (ours: same-image regions are not negatives);
+    #   "diagonal": the positive pair only (the reference's pre-training rule), to reproduce it exactly.
+    itm_exclusion: ItmExclusion = "image"
+    # Identical texts (same attended token ids) in pre-training (docs/training.md, "Identical texts"):
+    #   "identical": positives of each other in ITC and never ITM negatives (ours);
+    #   "diagonal": ITC targets the diagonal only and the sampler may draw them (the reference).
+    text_positives: TextPositives = "identical"
     # Image mean/std applied by the data path (CLIP's, as the reference).
     image_mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
     image_std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
@@ -112,6 +122,9 @@ class XVLMConfig:
         if self.itm_negatives not in ("hard", "uniform"):
             raise BadInput(f"config {self.name!r}: itm_negatives must be 'hard' or 'uniform', "
                              f"got {self.itm_negatives!r}")
+        for name, allowed in (("itm_exclusion", ("image", "diagonal")), ("text_positives", ("identical", "diagonal"))):
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"config {self.name!r}: {name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0 < self.temp_min <= self.temp <= self.temp_max:
             raise BadInput(f"config {self.name!r}: need 0 < temp_min <= temp <= temp_max")
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou_loss
 
-from xvlm.models.config import ItcGrad, ItmNegatives
+from xvlm.models.config import ItcGrad, ItmExclusion, ItmNegatives
 
 # --------------------------------------------------------------------------------------------------------
 # ITC
@@ -151,6 +151,31 @@ def negative_logits(image_feat: Tensor, text_feat: Tensor, temp: Tensor, mode: I
         return image_feat.new_zeros(image_feat.shape[0], text_feat.shape[0])
 
 
+def itm_exclusion_mask(image_ids: Tensor, text_keys: Tensor | None, mode: ItmExclusion = "image") -> Tensor:
+    """(B, B) bool: the pairs the ITM sampler must never draw as negatives.
+
+    ``mode`` "image" (ours): every pair sharing an image id; "diagonal" (the reference's pre-training rule):
+    the positive pair itself only, so same-image regions can be drawn. ``text_keys`` (``text_group_keys``;
+    None under ``text_positives = "diagonal"``) adds every pair of identical texts.
+    """
+    n = image_ids.shape[0]
+    if mode == "diagonal":
+        same = torch.eye(n, dtype=torch.bool, device=image_ids.device)
+    elif mode == "image":
+        same = image_ids[:, None] == image_ids[None, :]
+    else:
+        raise ValueError(f"itm_exclusion must be 'image' or 'diagonal', got {mode!r}")
+    if text_keys is not None:
+        same = same | (text_keys[:, None] == text_keys[None, :])
+    return same
+
+
+def negative_weights(sim: Tensor, same: Tensor) -> Tensor:
+    """The sampler's row weights: softmax(sim) + 1e-5, exactly 0 where ``same`` (the reference's formula,
+    whose ``fill_diagonal_(0)`` is ``same = eye``)."""
+    return (F.softmax(sim.float(), dim=1) + 1e-5).masked_fill(same, 0.0)
+
+
 def sample_hard_negatives(sim: Tensor, same: Tensor, generator: torch.Generator | None = None,
                           ) -> tuple[Tensor, Tensor]:
     """For each row, draw one column with probability softmax(sim[row]) + 1e-5, never where ``same``.
@@ -164,8 +189,7 @@ def sample_hard_negatives(sim: Tensor, same: Tensor, generator: torch.Generator 
         valid False and index 0; callers must drop it.
     """
     with torch.no_grad():
-        w = F.softmax(sim.float(), dim=1) + 1e-5
-        w = w.masked_fill(same, 0.0)
+        w = negative_weights(sim, same)
         valid = w.sum(1) > 0
         w = torch.where(valid[:, None], w, torch.ones_like(w))  # placeholder rows, never used
         idx = torch.multinomial(w, 1, generator=generator)[:, 0]

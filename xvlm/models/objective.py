@@ -16,6 +16,7 @@ from torch import Tensor
 from xvlm.models.losses import (
     bbox_loss,
     itc_loss,
+    itm_exclusion_mask,
     itm_loss,
     mlm_loss,
     negative_logits,
@@ -68,15 +69,17 @@ def pretrain_losses(model: XVLM, batch: PretrainBatch, generator: torch.Generato
     image_feat, text_feat = model.image_feat(concepts.embeds[:, 0]), model.text_feat(text)
 
     # Identical texts (same token ids) are positives of each other's concepts, not negatives: a deliberate
-    # deviation from the reference's diagonal targets (docs/training.md, "False negatives"; METHOD.md §3).
-    keys = text_group_keys(batch.text_ids, batch.text_atts)
+    # deviation from the reference's diagonal targets (docs/training.md, "False negatives"; METHOD.md §3);
+    # ``cfg.text_positives = "diagonal"`` restores the reference's rule.
+    keys = text_group_keys(batch.text_ids, batch.text_atts) if cfg.text_positives == "identical" else None
     out = {"itc": itc_loss(image_feat, text_feat, temp, text_keys=keys, itc_grad=cfg.itc_grad)}
 
     # ITM: 1 hard-negative concept per text, 1 hard-negative text per concept (``cfg.itm_negatives``: drawn
     # by ITC similarity, or uniformly), never the same image nor an identical text (either makes the
-    # "negative" pair a positive or undecidable).
+    # "negative" pair a positive or undecidable); ``cfg.itm_exclusion = "diagonal"`` excludes only the
+    # positive pair (the reference).
     ids = batch.image_ids if batch.image_ids is not None else batch.image_index
-    same = (ids[:, None] == ids[None, :]) | (keys[:, None] == keys[None, :])
+    same = itm_exclusion_mask(ids, keys, cfg.itm_exclusion)
     sim_i2t = negative_logits(image_feat, text_feat, temp, cfg.itm_negatives)
     neg_img, ok_img = sample_hard_negatives(sim_i2t.T, same, generator)  # for each text
     neg_txt, ok_txt = sample_hard_negatives(sim_i2t, same, generator)  # for each concept

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from timm.layers import resize_rel_pos_bias_table
@@ -26,32 +27,84 @@ from timm.models.swin_transformer import checkpoint_filter_fn
 from torch import Tensor
 
 from xvlm.errors import BadInput, BadKey, MissingInput
+from xvlm.fsio import load_tensors, sha256_file
 from xvlm.models.xvlm import XVLM
 
 StateDict = dict[str, Tensor]
 
-# Checkpoint entries dropped on purpose: recomputed buffers, BERT's unused pooler / NSP head, and the MLM
-# decoder weight, which is tied to (identical with) the word embeddings in both models.
-_DROPPED = re.compile(
-    r"(relative_position_index|attn_mask|position_ids)$|(^|\.)pooler\.|cls\.seq_relationship\.|"
-    r"cls\.predictions\.decoder\.weight$")
+# Checkpoint entries dropped on purpose: recomputed buffers and BERT's unused pooler / NSP head.
+_DROPPED = re.compile(r"(relative_position_index|attn_mask|position_ids)$|(^|\.)pooler\.|cls\.seq_relationship\.")
+_SWIN_BUFFER = re.compile(r"(relative_position_index|attn_mask)$")
+# Tied aliases: the MLM decoder's weight is the word embeddings and its bias is ``cls.predictions.bias``, in
+# BERT and in the reference alike. Both names map onto our one tensor; they are placed after their canonical
+# partner, so a pair that differs keeps the canonical tensor and reports the alias (``LoadReport.conflicts``).
+_TIED_ALIAS = re.compile(r"cls\.predictions\.decoder\.(weight|bias)$")
+# Our keys a start from BERT-base + Swin-B leaves at their initialisation (METHOD.md §2): cross-attention,
+# the ITC projections, the ITM / bbox heads and the temperature. Any other new key is a wrong file.
+DOCUMENTED_NEW = re.compile(r"\.crossattention\.|^(vision_proj|text_proj|itm_head|bbox_head)\.|^temp$")
 
 
 @dataclass
 class LoadReport:
-    """What happened to every tensor. ``unmapped`` should be empty; callers decide whether to fail."""
+    """What happened to every tensor of one source file. ``unmapped`` should be empty; callers decide.
+
+    Every checkpoint key is counted exactly once: as the source of a ``loaded`` key of ours, in
+    ``dropped`` (documented buffers and heads, and tied aliases found equal to their partner) or in
+    ``unmapped`` (anything else, including tied aliases that differ; those are also in ``conflicts``), so
+    ``loaded + dropped + unmapped == checkpoint_keys`` (``balanced``). Keys keep their full prefixes.
+    """
 
     source: str
+    sha256: str = ""  # of the weights file ("" for an in-memory state dict)
+    checkpoint_keys: int = 0  # tensors in the source
     loaded: list[str] = field(default_factory=list)  # our keys filled from the checkpoint
     new: list[str] = field(default_factory=list)  # our keys left at their initialisation
     dropped: list[str] = field(default_factory=list)  # checkpoint keys dropped on purpose (documented)
     unmapped: list[str] = field(default_factory=list)  # checkpoint keys with no place in our model
     resized: list[str] = field(default_factory=list)  # our keys whose tensor was resized
+    conflicts: list[str] = field(default_factory=list)  # "alias != canonical": tied pairs that differ
 
     def summary(self) -> str:
         return (f"{self.source}: loaded {len(self.loaded)}, new {len(self.new)}, dropped {len(self.dropped)}, "
-                f"unmapped {len(self.unmapped)}{' ' + str(self.unmapped) if self.unmapped else ''}, "
-                f"resized {len(self.resized)}")
+                f"unmapped {len(self.unmapped)}{' ' + str(self.unmapped[:8]) if self.unmapped else ''}, "
+                f"resized {len(self.resized)}"
+                + (f", tied pairs that differ {self.conflicts}" if self.conflicts else ""))
+
+    def balanced(self) -> bool:
+        """True when every checkpoint key is accounted for exactly once."""
+        return len(self.loaded) + len(self.dropped) + len(self.unmapped) == self.checkpoint_keys
+
+    def counts(self) -> dict[str, int]:
+        return {"checkpoint_keys": self.checkpoint_keys, "loaded": len(self.loaded), "new": len(self.new),
+                "dropped": len(self.dropped), "unmapped": len(self.unmapped), "resized": len(self.resized),
+                "conflicts": len(self.conflicts)}
+
+    def undocumented_new(self) -> list[str]:
+        """New keys outside ``DOCUMENTED_NEW`` (a start from BERT-base + Swin-B has none)."""
+        return [k for k in self.new if not DOCUMENTED_NEW.search(k)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LoadReport:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def _place(out: StateDict, origin: dict[str, str], ours_k: str, src_k: str, v: Tensor, report: LoadReport) -> None:
+    """Put ``v`` (checkpoint key ``src_k``) at our ``ours_k``; a second source for the same key must be its
+    tied partner with an equal tensor (dropped), else it is reported (unmapped + conflicts), never written."""
+    if ours_k not in out:
+        out[ours_k], origin[ours_k] = v, src_k
+    elif out[ours_k].shape == v.shape and torch.equal(out[ours_k], v):
+        report.dropped.append(src_k)
+    else:
+        report.unmapped.append(src_k)
+        report.conflicts.append(f"{src_k} != {origin[ours_k]}")
+
+
+def _tied_last(keys: list[str]) -> list[str]:
+    return [k for k in keys if not _TIED_ALIAS.search(k)] + [k for k in keys if _TIED_ALIAS.search(k)]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -60,16 +113,9 @@ class LoadReport:
 
 
 def read_state_dict(path: str | Path) -> StateDict:
-    """A state dict from ``.safetensors`` or a torch file (``weights_only=True``), unwrapping
-    ``{'model': ...}`` / ``{'state_dict': ...}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInput(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return dict(load_file(str(path)))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """A state dict from ``.safetensors`` or a torch file (``fsio.load_tensors``: ``weights_only=True``, one
+    line on a bad file), unwrapping ``{'model': ...}`` / ``{'state_dict': ...}``."""
+    obj = load_tensors(path, "weights file")
     for key in ("model", "state_dict"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
@@ -88,9 +134,10 @@ def bert_key_to_ours(key: str, num_text_layers: int) -> str | None:
 
     Rule: drop a leading ``bert.``; ``embeddings.*`` -> ``text_encoder.embeddings.*``;
     ``encoder.layer.{i}.*`` -> ``text_encoder.layer.{i}.*`` if i < k else ``cross_encoder.layer.{i-k}.*``;
-    ``cls.predictions.*`` -> ``mlm_head.predictions.*`` (decoder bias -> the head's bias);
-    TF-era ``gamma``/``beta`` -> ``weight``/``bias``. Unknown prefixes are returned unchanged so the caller
-    reports them as unmapped.
+    ``cls.predictions.*`` -> ``mlm_head.predictions.*``; the tied aliases ``cls.predictions.decoder.bias``
+    -> the head's bias and ``cls.predictions.decoder.weight`` -> the word embeddings (checked equal by the
+    loaders); TF-era ``gamma``/``beta`` -> ``weight``/``bias``. Unknown prefixes are returned unchanged so
+    the caller reports them as unmapped.
     """
     if _DROPPED.search(key):
         return None
@@ -106,6 +153,8 @@ def bert_key_to_ours(key: str, num_text_layers: int) -> str | None:
         return f"cross_encoder.layer.{i - num_text_layers}.{rest}"
     if key == "cls.predictions.decoder.bias":
         return "mlm_head.predictions.bias"
+    if key == "cls.predictions.decoder.weight":
+        return "text_encoder.embeddings.word_embeddings.weight"
     if key.startswith("cls.predictions."):
         return "mlm_head." + key.removeprefix("cls.")
     return key
@@ -115,7 +164,51 @@ def _find_weights(bert_dir: Path) -> Path:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (bert_dir / name).is_file():
             return bert_dir / name
-    raise MissingInput(f"{bert_dir}: no model.safetensors or pytorch_model.bin")
+    raise MissingInput(f"{bert_dir}: no model.safetensors or pytorch_model.bin (a Hugging Face BERT folder)")
+
+
+def _map_text(sd: Mapping[str, Tensor], ours: Mapping[str, Tensor], num_text_layers: int, report: LoadReport,
+              src_prefix: str = "") -> StateDict:
+    """BERT-named tensors (keys without ``src_prefix``) -> our keys, with tied aliases checked equal."""
+    out: StateDict = {}
+    origin: dict[str, str] = {}
+    for k in _tied_last(list(sd)):
+        new_k = bert_key_to_ours(k, num_text_layers)
+        if new_k is None:
+            report.dropped.append(src_prefix + k)
+        elif new_k in ours and ours[new_k].shape == sd[k].shape:
+            _place(out, origin, new_k, src_prefix + k, sd[k], report)
+        else:
+            report.unmapped.append(src_prefix + k)
+    return out
+
+
+def bert_state(model: XVLM, bert_dir: str | Path) -> tuple[StateDict, LoadReport]:
+    """The tensors ``load_bert`` would load, and its report, without touching ``model`` (which may live on
+    the meta device: the start check maps BERT-base onto the base model without allocating it)."""
+    bert_dir = Path(bert_dir)
+    if not (bert_dir / "config.json").is_file():
+        raise MissingInput(f"{bert_dir}: no config.json (expected a Hugging Face BERT folder)")
+    try:
+        hf = json.loads((bert_dir / "config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{bert_dir / 'config.json'}: not valid JSON ({exc})") from exc
+    t = model.cfg.text
+    want = {"hidden_size": t.hidden_size, "num_attention_heads": t.num_heads,
+            "intermediate_size": t.intermediate_size, "vocab_size": t.vocab_size,
+            "num_hidden_layers": t.num_text_layers + t.num_cross_layers}
+    for k, v in want.items():
+        if hf.get(k) != v:
+            raise BadInput(f"{bert_dir / 'config.json'}: {k}={hf.get(k)} but the model's text config needs {v}")
+    weights_file = _find_weights(bert_dir)
+    sd = read_state_dict(weights_file)
+    report = LoadReport(source=str(bert_dir), sha256=sha256_file(weights_file), checkpoint_keys=len(sd))
+    ours = model.state_dict()
+    mapped = _map_text(sd, ours, t.num_text_layers, report)
+    report.loaded = sorted(mapped)
+    prefixes = ("text_encoder.", "cross_encoder.", "mlm_head.")
+    report.new = sorted(k for k in ours if k.startswith(prefixes) and k not in mapped)
+    return mapped, report
 
 
 def load_bert(model: XVLM, bert_dir: str | Path) -> LoadReport:
@@ -124,31 +217,8 @@ def load_bert(model: XVLM, bert_dir: str | Path) -> LoadReport:
     The directory's ``config.json`` must match the model's text config (width, heads, FFN, vocab, and
     num_text_layers + num_cross_layers layers); a mismatch is an error naming the field.
     """
-    bert_dir = Path(bert_dir)
-    hf = json.loads((bert_dir / "config.json").read_text())
-    t = model.cfg.text
-    want = {"hidden_size": t.hidden_size, "num_attention_heads": t.num_heads,
-            "intermediate_size": t.intermediate_size, "vocab_size": t.vocab_size,
-            "num_hidden_layers": t.num_text_layers + t.num_cross_layers}
-    for k, v in want.items():
-        if hf.get(k) != v:
-            raise BadInput(f"{bert_dir / 'config.json'}: {k}={hf.get(k)} but the model's text config needs {v}")
-    sd = read_state_dict(_find_weights(bert_dir))
-    report = LoadReport(source=str(bert_dir))
-    ours = model.state_dict()
-    mapped: StateDict = {}
-    for k, v in sd.items():
-        new_k = bert_key_to_ours(k, t.num_text_layers)
-        if new_k is None:
-            report.dropped.append(k)
-        elif new_k in ours and ours[new_k].shape == v.shape:
-            mapped[new_k] = v
-        else:
-            report.unmapped.append(k)
+    mapped, report = bert_state(model, bert_dir)
     model.load_state_dict(mapped, strict=False)
-    report.loaded = sorted(mapped)
-    prefixes = ("text_encoder.", "cross_encoder.", "mlm_head.")
-    report.new = sorted(k for k in ours if k.startswith(prefixes) and k not in mapped)
     return report
 
 
@@ -169,26 +239,45 @@ def resize_rel_pos_table(table: Tensor, new_window: int) -> Tensor:
                                      new_bias_shape=(size * size, table.shape[1]))
 
 
-def _swin_into(model: XVLM, sd: StateDict, report: LoadReport, prefix: str = "vision_encoder.") -> StateDict:
-    """Filter a Swin state dict (official or timm names) for our encoder; record drops and resizes."""
+def _swin_into(model: XVLM, sd: Mapping[str, Tensor], report: LoadReport, src_prefix: str = "") -> StateDict:
+    """Filter a Swin state dict (official or timm names) for our encoder; record drops and resizes.
+
+    Reported checkpoint keys carry ``src_prefix`` (``vision_encoder.`` inside a released X-VLM file), so
+    every name in the report is the file's own. timm's filter renames keys one to one (the official
+    layout's downsample moves a stage) and skips only the buffers, so its output lines up with the input.
+    """
     enc = model.vision_encoder
-    sd = sd.get("model", sd) if isinstance(sd.get("model"), Mapping) else sd
-    head = [k for k in sd if k.startswith("head.")]  # ImageNet classifier, not part of X-VLM
-    report.dropped += head
-    sd = {k: v for k, v in sd.items() if k not in head}
-    shapes = {k: v.shape for k, v in sd.items()}
-    filtered = checkpoint_filter_fn(sd, enc)
-    report.dropped += [k for k in sd if re.search(r"(relative_position_index|attn_mask)$", k)]
+    kept: list[str] = []
+    for k in sd:
+        if k.startswith("head.") or _SWIN_BUFFER.search(k):  # ImageNet classifier; recomputed buffers
+            report.dropped.append(src_prefix + k)
+        else:
+            kept.append(k)
+    filtered = checkpoint_filter_fn({k: sd[k] for k in kept}, enc)
+    if len(filtered) != len(kept):  # a timm change that drops keys would make the counts lie
+        raise RuntimeError(f"timm's Swin filter kept {len(filtered)} of {len(kept)} tensors")
     ours = enc.state_dict()
     out: StateDict = {}
-    for k, v in filtered.items():
+    for src_k, (k, v) in zip(kept, filtered.items(), strict=True):
         if k in ours and ours[k].shape == v.shape:
-            out[prefix + k] = v
-            if k.endswith(("relative_position_bias_table", "patch_embed.proj.weight")) and shapes[k] != v.shape:
-                report.resized.append(prefix + k)
+            out["vision_encoder." + k] = v
+            if sd[src_k].shape != v.shape:
+                report.resized.append("vision_encoder." + k)
         else:
-            report.unmapped.append(k)
+            report.unmapped.append(src_prefix + src_k)
     return out
+
+
+def swin_state(model: XVLM, path: str | Path) -> tuple[StateDict, LoadReport]:
+    """The tensors ``load_swin`` would load and its report (``new``: Swin parameters the file lacks),
+    without touching ``model`` (meta device allowed)."""
+    sd = read_state_dict(path)
+    report = LoadReport(source=str(path), sha256=sha256_file(path), checkpoint_keys=len(sd))
+    out = _swin_into(model, sd, report)
+    report.loaded = sorted(out)
+    report.new = sorted("vision_encoder." + k for k in model.vision_encoder.state_dict()
+                        if "vision_encoder." + k not in out)
+    return out, report
 
 
 def load_swin(model: XVLM, path: str | Path) -> LoadReport:
@@ -196,13 +285,10 @@ def load_swin(model: XVLM, path: str | Path) -> LoadReport:
 
     Loads strictly within the vision encoder: every Swin parameter must come from the file.
     """
-    report = LoadReport(source=str(path))
-    sd = _swin_into(model, read_state_dict(path), report)
-    missing = sorted(k for k in model.vision_encoder.state_dict() if "vision_encoder." + k not in sd)
-    if missing:
-        raise BadKey(f"{path}: Swin checkpoint lacks {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    sd, report = swin_state(model, path)
+    if report.new:
+        raise BadKey(f"{path}: Swin checkpoint lacks {report.new[:8]}{' ...' if len(report.new) > 8 else ''}")
     model.vision_encoder.load_state_dict({k.removeprefix("vision_encoder."): v for k, v in sd.items()})
-    report.loaded = sorted(sd)
     return report
 
 
@@ -222,23 +308,20 @@ def convert_reference_checkpoint(path: str | Path | Mapping[str, Tensor], model:
     names. ``model`` supplies the target shapes and the text/cross split; it is not modified.
     """
     sd = dict(path) if isinstance(path, Mapping) else read_state_dict(path)
-    report = LoadReport(source="<state dict>" if isinstance(path, Mapping) else str(path))
+    report = LoadReport(source="<state dict>" if isinstance(path, Mapping) else str(path),
+                        sha256="" if isinstance(path, Mapping) else sha256_file(path), checkpoint_keys=len(sd))
     ours = model.state_dict()
     vision = {k.removeprefix("vision_encoder."): v for k, v in sd.items() if k.startswith("vision_encoder.")}
-    out = _swin_into(model, vision, report)
+    out = _swin_into(model, vision, report, "vision_encoder.")
+    text = {k.removeprefix("text_encoder."): v for k, v in sd.items() if k.startswith("text_encoder.")}
+    out.update(_map_text(text, ours, model.cfg.text.num_text_layers, report, "text_encoder."))
     for k, v in sd.items():
-        if k.startswith("vision_encoder."):
+        if k.startswith(("vision_encoder.", "text_encoder.")):
             continue
-        if k.startswith("text_encoder."):
-            new_k = bert_key_to_ours(k.removeprefix("text_encoder."), model.cfg.text.num_text_layers)
-        elif _HEADS.match(k):
-            new_k = k
-        else:
-            new_k = "" if not _DROPPED.search(k) else None
-        if new_k is None:
+        if _HEADS.match(k) and k in ours and ours[k].shape == v.shape:
+            out[k] = v
+        elif _DROPPED.search(k):
             report.dropped.append(k)
-        elif new_k in ours and ours[new_k].shape == v.shape:
-            out[new_k] = v
         else:
             report.unmapped.append(k)
     report.loaded = sorted(out)
@@ -251,3 +334,21 @@ def load_reference_checkpoint(model: XVLM, path: str | Path) -> LoadReport:
     sd, report = convert_reference_checkpoint(path, model)
     model.load_state_dict(sd, strict=True)
     return report
+
+
+def require_clean_start(report: LoadReport, init_key: str) -> None:
+    """``BadInput`` unless ``report`` is a clean start: every checkpoint key accounted for, none unmapped,
+    no tied pair that differs, and only ``DOCUMENTED_NEW`` keys left new. ``init_key`` names the config
+    field (``init_bert`` / ``init_swin``) so the line says what to fix."""
+    problems = []
+    if not report.balanced():
+        problems.append(f"counts do not add up ({report.counts()})")
+    if report.unmapped:
+        problems.append(f"{len(report.unmapped)} unmapped tensors {report.unmapped[:5]}")
+    if report.conflicts:
+        problems.append(f"tied pairs differ {report.conflicts}")
+    if undocumented := report.undocumented_new():
+        problems.append(f"{len(undocumented)} of our tensors would stay new, beyond the documented "
+                        f"cross-attention / projections / heads / temp: {undocumented[:5]}")
+    if problems:
+        raise BadInput(f"{init_key} {report.source}: not a usable start: {'; '.join(problems)}")

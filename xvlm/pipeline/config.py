@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,49 @@ class RunConfig(PretrainConfig):
         return build(cls, d, "preset")
 
 
+# Where the starting weights live (docs/training.md, "Starting weights"): the 4m / 16m presets name files
+# relative to this root, so one environment variable points every preset at a machine's copies.
+WEIGHTS_ENV = "XVLM_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class StartWeights:
+    """One documented starting file under the weights root."""
+
+    name: str  # the file / folder name the presets use
+    what: str
+    where: str  # how to get it
+
+
+START_WEIGHTS: dict[str, StartWeights] = {
+    "init_bert": StartWeights(
+        "bert-base-uncased",
+        "the Hugging Face BERT-base-uncased folder (config.json + model.safetensors or pytorch_model.bin)",
+        "huggingface-cli download google-bert/bert-base-uncased --local-dir $XVLM_WEIGHTS/bert-base-uncased"),
+    "init_swin": StartWeights(
+        "swin_base_patch4_window7_224_22k.pth",
+        "Swin-B 224 window 7 ImageNet-22K (Microsoft's release)",
+        "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_base_patch4_window7_224_22k.pth"
+        " (or timm's swin_base_patch4_window7_224.ms_in22k model.safetensors, named in init_swin)"),
+}
+
+
+def weights_root(explicit: str | Path | None = None) -> Path | None:
+    """The weights root: ``explicit``, else ``$XVLM_WEIGHTS``, else None (relative paths stay relative)."""
+    root = explicit or os.environ.get(WEIGHTS_ENV)
+    return Path(root).expanduser() if root else None
+
+
+def resolve_start_paths(run: RunConfig, root: str | Path | None = None) -> RunConfig:
+    """``run`` with relative ``init_bert`` / ``init_swin`` joined to the weights root (in place; returned)."""
+    base = weights_root(root)
+    for key in START_WEIGHTS:
+        value = getattr(run, key)
+        if value and base is not None and not Path(value).expanduser().is_absolute():
+            setattr(run, key, str(base / value))
+    return run
+
+
 def preset_path(preset: str) -> Path:
     """``configs/pretrain/<preset>.json`` for a name, or the path itself for a ``.json`` path."""
     path = Path(preset) if preset.endswith(".json") else PRESETS / f"{preset}.json"
@@ -139,13 +183,14 @@ SMOKE_OVERRIDES: dict[str, Any] = {"steps": 40, "ckpt_every": 10,
 
 
 def resolve_run(preset: str, overrides: dict[str, Any] | None = None, steps: int | None = None,
-                evaluations: list[str] | None = None) -> RunConfig:
+                evaluations: list[str] | None = None, weights_root: str | Path | None = None) -> RunConfig:
     """The ``RunConfig`` a ``pretrain`` call runs: the preset, then ``overrides``, then the explicit
-    ``steps`` / ``evaluations`` arguments (None keeps the preset's; ``[]`` skips the evaluation)."""
+    ``steps`` / ``evaluations`` arguments (None keeps the preset's; ``[]`` skips the evaluation), with
+    relative ``init_bert`` / ``init_swin`` under the weights root (``weights_root``, else ``$XVLM_WEIGHTS``)."""
     d = load_preset(preset, {**(overrides or {}), **({"steps": steps} if steps else {})})
     if evaluations is not None:
         d["downstream"] = {**d.get("downstream", {}), "evaluations": list(evaluations)}
-    return RunConfig.from_dict(d)
+    return resolve_start_paths(RunConfig.from_dict(d), weights_root)
 
 
 def experiment_name(preset: str) -> str:

@@ -127,7 +127,9 @@ def finetune_retrieval(checkpoint: str, raw_root: str, out: str, dataset: str = 
         tracking.log_figures(retrieval_figures(test, res))
         ck = save_eval_checkpoint(Path(out) / f"finetune-retrieval-{dataset}-{run_id}.pt", net,
                                   task="retrieval", step=result.steps, source=source or checkpoint,
-                                  extra={"pretrain_run_id": tags["pretrain_run_id"]})
+                                  extra={"pretrain_run_id": tags["pretrain_run_id"],
+                                         "results": {f"test/{m}": v for m, v in res.metrics.items()}},
+                                  start=ckpt.info)
         tracking.log_artifact(ck, "checkpoint")
         log.info("retrieval %s test: %s", dataset, format_metrics(res.metrics))
         return {"run_id": run_id, "val": result.best_metrics, "test": res.metrics,
@@ -159,7 +161,8 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
         tracking.log_metrics({"best_epoch": float(result.best_epoch or 0), "steps": float(result.steps)})
         ck = save_eval_checkpoint(Path(out) / f"finetune-grounding-{run_id}.pt", net, task="grounding",
                                   step=result.steps, source=source or checkpoint,
-                                  extra={"pretrain_run_id": tags["pretrain_run_id"]})
+                                  extra={"pretrain_run_id": tags["pretrain_run_id"], "results": metrics},
+                                  start=ckpt.info)
         tracking.log_artifact(ck, "checkpoint")
         log.info("grounding: %s", format_metrics(metrics))
         return {"run_id": run_id, "metrics": metrics, "checkpoint": str(ck)}

@@ -9,6 +9,9 @@ keep-last-k pruning. Keys (pinned by ``tests/train/test_train.py``):
 - ``train_state``: ``{"step", "updates", "samples_seen", "tokens_seen"}``
 - ``rng``: torch CPU / CUDA, Python ``random``, NumPy states and the ITM negative-sampling generator
 - ``config``: the ``PretrainConfig`` as a dict (for humans and tools; resume uses the live config)
+- ``model_info`` (added in 0.2; ``model_info``): what the checkpoint needs to be used on its own: the full
+  model config dict, the image resolution, the tokenizer vocabulary's sha256, the ``LoadReport`` of each
+  file the run started from and ``from_scratch``. Older checkpoints lack it and still load (``REQUIRED_KEYS``).
 
 Written with ``torch.save`` to a temp file, fsync'd and renamed, so a kill mid-write never leaves a torn
 ``step-*.pt`` or ``latest``; loaded with ``weights_only=True`` (every part is tensors / plain containers).
@@ -24,9 +27,20 @@ import numpy as np
 import torch
 
 from xvlm.errors import BadInput, MissingInput
-from xvlm.fsio import atomic_path, write_text
+from xvlm.fsio import atomic_path, load_tensors, write_text
 
-CHECKPOINT_KEYS = ("model", "optimizer", "lr_scheduler", "dataloader", "train_state", "rng", "config")
+REQUIRED_KEYS = ("model", "optimizer", "lr_scheduler", "dataloader", "train_state", "rng", "config")
+CHECKPOINT_KEYS = (*REQUIRED_KEYS, "model_info")  # what save_checkpoint writes, in this order
+
+
+def model_info(model_config: dict[str, Any], image_res: int, init: list[dict[str, Any]],
+               from_scratch: bool | None) -> dict[str, Any]:
+    """The self-description every checkpoint carries (pre-training and fine-tuned alike): enough to
+    rebuild the model, feed it and say where its weights started, with no other file at hand."""
+    from xvlm.tokenizer import vocab_sha256
+
+    return {"model_config": model_config, "image_res": int(image_res), "vocab_sha256": vocab_sha256(),
+            "init": list(init), "from_scratch": from_scratch}
 
 
 def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
@@ -62,6 +76,7 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks {missing}")
+    state = {k: state[k] for k in CHECKPOINT_KEYS}  # the pinned order
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / f"step-{step:08d}.pt"
@@ -86,9 +101,14 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The whole training state, to resume (models for evaluation / inference: ``xvlm.eval.checkpoint``)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
-    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    """The whole training state, to resume (models for evaluation / inference: ``xvlm.eval.checkpoint``).
+
+    Read by ``fsio.load_tensors`` (``weights_only=True``): a text file, a corrupt or truncated checkpoint
+    is one line naming the file. Checkpoints from before ``model_info`` load (only ``REQUIRED_KEYS``)."""
+    state = load_tensors(path, "checkpoint")
+    if not isinstance(state, dict):
+        raise BadInput(f"{path}: not a pre-training checkpoint (a {type(state).__name__}, not a dict)")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise BadInput(f"{path}: not a pre-training checkpoint, missing {missing}")
     return state

@@ -44,6 +44,10 @@ class PretrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # XVLMConfig.replace(**...)
     init_bert: str | None = None  # HF BERT dir to initialise text/cross encoders (None: random init)
     init_swin: str | None = None  # Swin checkpoint to initialise the vision encoder
+    # A random start must be asked for: a preset without init_bert / init_swin and without from_scratch
+    # fails the start check (xvlm.pipeline.preflight) instead of silently training a random model for days.
+    # Recorded as the MLflow run tag ``from_scratch``.
+    from_scratch: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     steps: int = 200_000

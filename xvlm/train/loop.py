@@ -33,8 +33,9 @@ from xvlm.data.collate import normalize_images
 from xvlm.data.loader import LoaderBatch, build_loader
 from xvlm.errors import BadInput
 from xvlm.fsio import write_text
-from xvlm.models.config import get_config
+from xvlm.models.config import XVLMConfig, get_config
 from xvlm.models.objective import LOSS_KEYS, PretrainBatch, pretrain_losses
+from xvlm.models.weights import LoadReport
 from xvlm.models.xvlm import XVLM
 from xvlm.train import checkpoint as ckpt
 from xvlm.train.config import PretrainConfig
@@ -67,6 +68,7 @@ class RunInfo:
     world_size: int
     start_step: int  # > 0 when resumed
     out_dir: Path
+    load_reports: list[LoadReport] = field(default_factory=list)  # what the model started from
 
 
 @dataclass
@@ -99,24 +101,39 @@ class TrainCallback:
 # --------------------------------------------------------------------------------------------------------
 
 
-def build_train_model(cfg: PretrainConfig) -> XVLM:
-    """Model from the registered variant + overrides; optional BERT / Swin initialisation."""
-    from xvlm.models import weights
-
+def train_model_config(cfg: PretrainConfig) -> XVLMConfig:
+    """The model config a run trains: the registered variant with ``model_overrides`` applied once, checked
+    against the data resolution (also what the start check validates, before any stage runs)."""
     mcfg = get_config(cfg.model)
     if cfg.model_overrides:
         mcfg = mcfg.replace(**cfg.model_overrides)
     if mcfg.vision.img_size != cfg.data.image_res:
         raise BadInput(f"data.image_res {cfg.data.image_res} != model {mcfg.name!r} img_size "
                          f"{mcfg.vision.img_size}; set model_overrides={{'vision': {{'img_size': ...}}}}")
-    model = XVLM(mcfg)
-    for init, load in ((cfg.init_bert, weights.load_bert), (cfg.init_swin, weights.load_swin)):
+    return mcfg
+
+
+def start_model(cfg: PretrainConfig) -> tuple[XVLM, list[LoadReport]]:
+    """The model a run starts from and the ``LoadReport`` of each file it was initialised from (BERT for
+    the text / cross encoders, Swin for the vision encoder); a report that is not a clean start (unmapped
+    tensors, tied pairs that differ, undocumented new keys) is ``BadInput``."""
+    from xvlm.models import weights
+
+    model = XVLM(train_model_config(cfg))
+    reports: list[LoadReport] = []
+    for key, init, load in (("init_bert", cfg.init_bert, weights.load_bert),
+                            ("init_swin", cfg.init_swin, weights.load_swin)):
         if init:
             report = load(model, init)
             log.info(report.summary())
-            if report.unmapped:
-                raise BadInput(f"{init}: unmapped tensors {report.unmapped}")
-    return model
+            weights.require_clean_start(report, key)
+            reports.append(report)
+    return model, reports
+
+
+def build_train_model(cfg: PretrainConfig) -> XVLM:
+    """Model from the registered variant + overrides; optional BERT / Swin initialisation."""
+    return start_model(cfg)[0]
 
 
 def to_device(b: PretrainBatch, device: torch.device, mean: Sequence[float], std: Sequence[float],
@@ -139,7 +156,7 @@ def run_tags(cfg: PretrainConfig) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return {"git_commit": commit, "config_hash": hashlib.sha256(cfg.to_json().encode()).hexdigest()[:16],
-            **cfg.tags}
+            "from_scratch": str(cfg.from_scratch).lower(), **cfg.tags}
 
 
 class LossModule(nn.Module):
@@ -168,7 +185,8 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)  # identical init on every rank
-        self.model = build_train_model(cfg).to(self.dist.device)
+        model, self.load_reports = start_model(cfg)
+        self.model = model.to(self.dist.device)
         # wrap before building the optimizer: FSDP replaces parameters with sharded ones
         self.ddp_model = wrap_model(LossModule(self.model), self.dist, cfg.parallel)
         self.fsdp = cfg.parallel == "fsdp" and self.dist.world_size > 1
@@ -225,6 +243,8 @@ class Trainer:
             "train_state": {"step": self.step, "updates": self.updates, "samples_seen": self.samples,
                             "tokens_seen": self.tokens},
             "rng": rngs, "config": self.cfg.to_dict(),
+            "model_info": ckpt.model_info(self.model.cfg.to_dict(), self.cfg.data.image_res,
+                                          [r.to_dict() for r in self.load_reports], self.cfg.from_scratch),
         }
         self.last_ckpt = ckpt.save_checkpoint(self.ckpt_dir, self.step, state, self.cfg.keep_last)
         for cb in self.callbacks:
@@ -323,7 +343,7 @@ class Trainer:
         if self.dist.is_main:
             _truncate_log(loss_log, self.updates)
         info = RunInfo(cfg, run_tags(cfg), sum(p.numel() for p in self.model.parameters()),
-                       self.dist.world_size, self.start_step, self.out)
+                       self.dist.world_size, self.start_step, self.out, self.load_reports)
         for cb in self.callbacks:
             cb.on_train_start(info)
         loader = build_loader(cfg.data, self.dist.rank, self.dist.world_size, start_batch=self.batches,
