@@ -5,7 +5,7 @@ alternating mode each rank picked region / image-text batches from its own data,
 
 One ``mp.spawn`` runs every 2-rank gloo scenario in turn (mixed / alternating x DDP / FSDP, then a rank
 that raises and a rank that hangs): importing torch + xvlm costs ~8 s per process on the 2-core box, paid
-once. What must equal the single-process run of the same global batch (both ranks' first batches
+once (forked children instead ran the scenarios about 1.5x slower, measured). What must equal the single-process run of the same global batch (both ranks' first batches
 concatenated): ITC (features gathered over ranks), MLM and bbox (summed and divided by the global target
 counts, ``losses.count_shares``). ITM does not: its hard negatives are drawn from the local batch (the
 reference's design), so the sampled pairs differ.

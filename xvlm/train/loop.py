@@ -99,6 +99,10 @@ class TrainCallback:
 
     def on_train_end(self, result: TrainResult) -> None: ...
 
+    def on_train_error(self, exc: BaseException) -> None:
+        """The run stopped with ``exc`` after ``on_train_start`` (an error, KeyboardInterrupt, or SystemExit
+        from a SIGTERM handler); ``on_train_end`` is not called. The exception is re-raised afterwards."""
+
 
 # --------------------------------------------------------------------------------------------------------
 # Building blocks
@@ -332,6 +336,19 @@ class Trainer:
                        self.dist.world_size, self.start_step, self.out)
         for cb in self.callbacks:
             cb.on_train_start(info)
+        try:
+            return self._run()
+        except BaseException as exc:  # also KeyboardInterrupt / SystemExit: a killed run must end as such
+            for cb in self.callbacks:
+                try:
+                    cb.on_train_error(exc)
+                except Exception:  # noqa: BLE001 - a failing callback must not hide the run's own error
+                    log.exception("%s.on_train_error failed", type(cb).__name__)
+            raise
+
+    def _run(self) -> TrainResult:
+        cfg = self.cfg
+        loss_log = self.out / "losses.jsonl"
         loader = build_loader(cfg.data, self.dist.rank, self.dist.world_size, start_batch=self.batches,
                               pin_memory=self.dist.device.type == "cuda")
         batches = iter(loader)
