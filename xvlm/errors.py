@@ -1,9 +1,10 @@
-"""The one exception type for bad input.
+"""The one exception type for bad input, and the one for a failed multi-process run.
 
 ``BadInput`` is what the library raises when the user can fix the problem: a missing or malformed file,
 an unknown config key, a preset that does not exist. The CLI prints it as one line naming the file and
 the fix and exits 2; anything else is a bug and keeps its traceback (exit 1), ``--verbose`` or not.
 It subclasses ``ValueError`` so callers that caught ``ValueError`` before keep working.
+``DistributedFailure`` is a training process stopping because another process of its run failed.
 """
 
 from __future__ import annotations
@@ -27,3 +28,8 @@ class BadKey(BadInput, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DistributedFailure(RuntimeError):
+    """A collective of a multi-process run failed or timed out: another rank crashed, hung or was stopped.
+    The message names this rank and where it stopped; the cause is in the first failing rank's log."""

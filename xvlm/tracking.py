@@ -13,7 +13,10 @@ Every stage logs through it:
   config hash, ``from_scratch`` and the flow's recipe / manifest hashes),
   system metrics (CPU, memory, GPU when pynvml is present), a PNG of the first batch's images with their
   boxes and texts (``preview/first_batch.png``), per-step metrics (every loss, total, lr, grad norm,
-  samples/s, tokens/s, corrupt samples), every checkpoint under ``checkpoints/step-XXXXXXXX``.
+  samples/s, tokens/s, corrupt samples), every checkpoint under ``checkpoints/step-XXXXXXXX``. A run that
+  stops early ends FAILED (an error) or KILLED (SIGTERM, SIGINT / KeyboardInterrupt), never RUNNING: SIGTERM
+  becomes ``SystemExit(143)`` in the training process, which the loop's error path hands to
+  ``on_train_error``; an atexit hook ends a run still open at interpreter exit as FAILED.
 - ``start_run`` / ``log_metrics`` / ``log_figures`` / ``log_artifact`` / ``log_dict``: the evaluation
   runs (one per downstream task, tagged with the pre-training run: ``xvlm.pipeline``), and
   ``FinetuneMlflowCallback`` for their per-step losses and per-epoch validation metrics.
@@ -23,10 +26,13 @@ Every stage logs through it:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,6 +215,7 @@ class MLflowCallback(TrainCallback):
         self.artifact_location, self.run_name = artifact_location, run_name
         self.log_checkpoints, self.system_metrics = log_checkpoints, system_metrics
         self.run_id: str | None = None
+        self._prev_sigterm: Any = None  # the handler ours replaced (restored when the run ends)
 
     def on_train_start(self, info: RunInfo) -> None:
         if self.tracking_uri:
@@ -231,6 +238,38 @@ class MLflowCallback(TrainCallback):
                              "reports": [r.to_dict() for r in info.load_reports]}, "init/load_reports.json")
         mlflow.set_tags({**info.tags, "num_params": str(info.num_params), "world_size": str(info.world_size),
                          "resumed_from_step": str(info.start_step)})
+        self._arm()
+
+    # -- ending a run that stops early -------------------------------------------------------------------
+    def _arm(self) -> None:
+        """SIGTERM (torchrun stopping the group, a scheduler's cancel, ``kill``) kills the process without
+        unwinding by default, leaving the run RUNNING forever: turn it into ``SystemExit(128 + 15)`` so the
+        loop's error path ends the run KILLED. Only the main thread may set handlers (the flow may call
+        ``train`` elsewhere; then only atexit and the error path apply). SIGINT already raises
+        KeyboardInterrupt."""
+        atexit.register(self._end_at_exit)
+        if threading.current_thread() is threading.main_thread():
+            self._prev_sigterm = signal.signal(signal.SIGTERM, _raise_system_exit)
+
+    def _disarm(self) -> None:
+        atexit.unregister(self._end_at_exit)
+        if self._prev_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._prev_sigterm)
+            self._prev_sigterm = None
+
+    def _end_at_exit(self) -> None:
+        if mlflow.active_run() is not None and mlflow.active_run().info.run_id == self.run_id:
+            mlflow.end_run(status="FAILED")
+
+    def on_train_error(self, exc: BaseException) -> None:
+        """KILLED for a signal / interrupt (SystemExit, KeyboardInterrupt), FAILED for anything else; the error
+        goes into the ``error`` tag (first line)."""
+        self._disarm()
+        killed = isinstance(exc, SystemExit | KeyboardInterrupt)
+        lines = str(exc).strip().splitlines()
+        with contextlib.suppress(Exception):  # the tracking store may be what failed
+            mlflow.set_tag("error", f"{type(exc).__name__}: {lines[0] if lines else ''}"[:5000])
+        mlflow.end_run(status="KILLED" if killed else "FAILED")
 
     def on_batch_preview(self, batch: LoaderBatch) -> None:
         buf = io.BytesIO()
@@ -248,4 +287,9 @@ class MLflowCallback(TrainCallback):
     def on_train_end(self, result: TrainResult) -> None:
         mlflow.log_metrics({"final_step": float(result.step), "train_samples_per_s": result.samples_per_s,
                             "wall_s": result.wall_s}, step=result.step)
+        self._disarm()
         mlflow.end_run()
+
+
+def _raise_system_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -35,18 +35,20 @@ def scene_sample(rng: np.random.Generator, key: str, size: tuple[int, int] = (16
 
 
 def write_shards(out: Path, n_images: int, n_shards: int, seed: int = 0, size: tuple[int, int] = (160, 128),
-                 extra: dict[int, list[dict]] | None = None) -> list[str]:
-    """``n_images`` scene samples over ``n_shards`` tars ``scenes-%06d.tar``; ``extra[i]`` appends raw
-    samples (e.g. corrupt ones) to shard i. Returns the shard paths."""
+                 extra: dict[int, list[dict]] | None = None, kinds: tuple[str, ...] = ("both", "image", "region"),
+                 prefix: str = "scenes", key_prefix: str = "img") -> list[str]:
+    """``n_images`` scene samples ``{key_prefix}_%06d`` over ``n_shards`` tars ``{prefix}-%06d.tar``; sample i is of kind
+    ``kinds[i % len(kinds)]`` ("image": captions only, like CC3M; "region": boxes only; "both");
+    ``extra[i]`` appends raw samples (e.g. corrupt ones) to shard i. Returns the shard paths."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    kinds = ("both", "image", "region")
     paths = []
     for s in range(n_shards):
-        path = out / f"scenes-{s:06d}.tar"
+        path = out / f"{prefix}-{s:06d}.tar"
         with wds.TarWriter(str(path), mtime=0) as w:
             for i in range(s, n_images, n_shards):
-                w.write(scene_sample(rng, f"img_{i:06d}", size, int(rng.integers(2, 5)), kinds[i % 3]))
+                w.write(scene_sample(rng, f"{key_prefix}_{i:06d}", size, int(rng.integers(2, 5)),
+                                     kinds[i % len(kinds)]))
             for raw in (extra or {}).get(s, []):
                 w.write(raw)
         paths.append(str(path))

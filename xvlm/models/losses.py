@@ -8,6 +8,8 @@
   identical text.
 - ``mlm_loss``: cross-entropy at masked positions (masking itself happens in the data path).
 - ``bbox_loss``: L1 (summed over coordinates, / #boxes) + (1 - GIoU) via ``torchvision.ops``.
+- ``count_shares``: the global count of masked tokens / boxes over ranks, for MLM and bbox losses that
+  weigh every target of the global batch alike however unevenly the ranks hold them.
 
 Every loss returns a 0-dim tensor that is 0 (with a graph) when it has nothing to score, never NaN.
 """
@@ -68,6 +70,22 @@ def gather_features(x: Tensor, itc_grad: ItcGrad = "global") -> Tensor:
     if itc_grad not in ("global", "reference"):
         raise ValueError(f"itc_grad must be 'global' or 'reference', got {itc_grad!r}")
     return _GatherWithGrad.apply(x, itc_grad == "global")
+
+
+def count_shares(counts: Tensor) -> Tensor | None:
+    """(K,) per-rank counts -> (K,) their sum over ranks / world size; None in a single process.
+
+    A loss ``sum_r / share`` on each rank, averaged over ranks (DDP's gradient mean, the logged mean), is
+    sum over ranks / global count: the single-process loss of the global batch, and every target weighs
+    the same wherever it lies. With local means instead, a rank with 2 boxes would weigh each box 8x more
+    than one with 16, and a box-free rank halves the bbox gradient. One ``all_reduce`` on every rank at
+    every step, whatever the batch holds (a collective skipped on one rank would desynchronise them).
+    """
+    if _world()[1] == 1:
+        return None
+    total = counts.detach().to(torch.float32).clone()
+    dist.all_reduce(total)
+    return total / _world()[1]
 
 
 # Two polynomial hashes modulo primes below 2^26: every intermediate product stays below 2^52 (exact in
@@ -208,11 +226,22 @@ def itm_loss(logits: Tensor, labels: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------------------
 
 
-def mlm_loss(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
-    """Cross-entropy over masked positions; (B, M, V) logits, (B, M) labels padded with ``ignore_index``."""
-    if not bool((labels != ignore_index).any()):
+def mlm_loss(logits: Tensor, labels: Tensor, ignore_index: int = -100, num_targets: Tensor | None = None,
+             ) -> Tensor:
+    """Cross-entropy over masked positions; (B, M, V) logits, (B, M) labels padded with ``ignore_index``.
+
+    ``num_targets``: divide the summed cross-entropy by this (this rank's ``count_shares`` of the masked
+    tokens) instead of by the local count. No target anywhere -> 0 with a graph through the MLM head.
+    """
+    if num_targets is None:
+        if not bool((labels != ignore_index).any()):
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index)
+    if float(num_targets) == 0.0:
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index)
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index,
+                         reduction="sum")  # 0 with a graph when this rank has no target
+    return ce / num_targets
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -220,13 +249,15 @@ def mlm_loss(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor
 # --------------------------------------------------------------------------------------------------------
 
 
-def bbox_loss(pred: Tensor, target: Tensor, is_region: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def bbox_loss(pred: Tensor, target: Tensor, is_region: Tensor | None = None, num_boxes: Tensor | None = None,
+              ) -> tuple[Tensor, Tensor]:
     """(L1, GIoU) losses on normalised (cx, cy, w, h) boxes, counting only region/object samples.
 
     L1 = sum over selected boxes and 4 coordinates / #boxes; GIoU = sum(1 - GIoU) / #boxes, with
     ``torchvision.ops.generalized_box_iou_loss`` on boxes converted to xyxy. Whole-image captions
     (``is_region`` False) are masked out; no boxes -> (0, 0). Degenerate targets are rejected up front
-    (the reference silently zeroed the whole batch's GIoU instead).
+    (the reference silently zeroed the whole batch's GIoU instead). ``num_boxes`` replaces #boxes (this
+    rank's ``count_shares`` of the global box count, under DDP / FSDP).
     """
     if is_region is None:
         is_region = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device)
@@ -237,7 +268,7 @@ def bbox_loss(pred: Tensor, target: Tensor, is_region: Tensor | None = None) -> 
     if bool((t[:, 2:] <= 0).any()):
         bad = torch.nonzero(is_region)[:, 0][(t[:, 2:] <= 0).any(1)].tolist()
         raise ValueError(f"bbox_loss: target boxes with non-positive width/height at rows {bad}")
-    n = p.shape[0]
+    n = p.shape[0] if num_boxes is None else num_boxes
     l1 = (p - t).abs().sum() / n
     giou = generalized_box_iou_loss(box_convert(p, "cxcywh", "xyxy"), box_convert(t, "cxcywh", "xyxy"),
                                     reduction="sum") / n

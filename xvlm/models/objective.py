@@ -4,6 +4,12 @@ A batch mixes whole-image captions and region/object texts ("mixed in batch", ME
 once per distinct image, every text sample points at its image and optionally a box. ITC, ITM and MLM use
 the sample's visual concept (box-pooled CLS + box mask); bbox regression uses the full image and counts
 only region samples. The returned dict holds the five loss terms; the caller sums them (all weight 1).
+
+Under DDP / FSDP every rank runs the same modules and collectives at every step, whatever its batch
+holds: a loss with nothing to score (no region text, no masked token) is still a zero that runs through
+its head, so every parameter gets a (zero) gradient on every rank and the gradient all-reduce /
+reduce-scatter sequences match (a rank without boxes used to leave ``bbox_head`` out: "collective size
+mismatch" on gloo, a hang on NCCL). MLM and bbox divide by the global target counts (``count_shares``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from torch import Tensor
 
 from xvlm.models.losses import (
     bbox_loss,
+    count_shares,
     itc_loss,
     itm_exclusion_mask,
     itm_loss,
@@ -62,6 +69,10 @@ def pretrain_losses(model: XVLM, batch: PretrainBatch, generator: torch.Generato
                     ) -> dict[str, Tensor]:
     """ITC + ITM + MLM (+ bbox L1 / GIoU) for one batch; returns {name: 0-dim loss} for ``LOSS_KEYS``."""
     cfg = model.cfg
+    n_boxes = batch.is_region.sum() if batch.is_region is not None and batch.bbox_target is not None else None
+    counts = torch.stack([(batch.mlm_labels != -100).sum(),
+                          n_boxes if n_boxes is not None else batch.mlm_labels.new_zeros(())])
+    shares = count_shares(counts)  # None in one process: local counts, as before
     temp = model.temperature()
     patches, _ = model.encode_image(batch.images)
     concepts = model.concepts(patches, batch.image_index, batch.boxes)
@@ -94,15 +105,23 @@ def pretrain_losses(model: XVLM, batch: PretrainBatch, generator: torch.Generato
     # MLM: corrupted text through both encoders, conditioned on the same visual concept.
     mlm_text = model.encode_text(batch.mlm_ids, batch.text_atts)
     mlm_fused = model.fuse(mlm_text, batch.text_atts, concepts.embeds, concepts.atts)
-    out["mlm"] = mlm_loss(model.mlm_logits(mlm_fused, batch.mlm_pos), batch.mlm_labels)
+    out["mlm"] = mlm_loss(model.mlm_logits(mlm_fused, batch.mlm_pos), batch.mlm_labels,
+                          num_targets=None if shares is None else shares[0])
 
     # Bbox: region texts against the *full* image (whole-image CLS + all patches, all attended).
-    if batch.is_region is not None and batch.bbox_target is not None and bool(batch.is_region.any()):
+    if n_boxes is not None and int(n_boxes) > 0:
         sel = torch.nonzero(batch.is_region)[:, 0]
         full = model.concepts(patches, batch.image_index[sel], None)
         box_fused = model.fuse(text[sel], batch.text_atts[sel], full.embeds, full.atts)
-        out["bbox_l1"], out["bbox_giou"] = bbox_loss(model.predict_bbox(box_fused), batch.bbox_target[sel])
-    else:
-        zero = patches.sum() * 0.0  # keeps a graph so DDP sees every vision parameter used
+        out["bbox_l1"], out["bbox_giou"] = bbox_loss(model.predict_bbox(box_fused), batch.bbox_target[sel],
+                                                     num_boxes=None if shares is None else shares[1])
+    elif shares is not None:
+        # No box on this rank (DDP / FSDP): a zero that still runs ``bbox_head`` through its forward (so FSDP's
+        # hooks fire too), on one already-fused row, so the head gets a zero gradient here and the gradient
+        # collectives match the ranks that have boxes.
+        zero = model.predict_bbox(fused[:1]).sum() * 0.0
+        out["bbox_l1"], out["bbox_giou"] = zero, zero.clone()
+    else:  # one process: nothing to synchronise; the head gets no gradient and AdamW skips it
+        zero = patches.sum() * 0.0
         out["bbox_l1"], out["bbox_giou"] = zero, zero.clone()
     return out

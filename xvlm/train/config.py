@@ -55,6 +55,9 @@ class PretrainConfig:
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast for the forward; master weights fp32
     device: str = "auto"  # auto | cpu | cuda
     parallel: Literal["ddp", "fsdp"] = "ddp"  # when launched by torchrun with WORLD_SIZE > 1
+    # Every collective fails after this many seconds instead of hanging on a crashed or stuck rank; must
+    # exceed rank 0's longest solo pause (checkpoint write + MLflow copy). docs/training.md, "Multi-process".
+    dist_timeout_s: float = 1800.0
     seed: int = 42
     deterministic: bool = False  # torch.use_deterministic_algorithms (tests, bitwise resume)
     ckpt_every: int = 5000

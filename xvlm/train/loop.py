@@ -5,7 +5,11 @@ Library code, not a flow: Prefect flows and ``torchrun -m xvlm.train`` both call
 
 One *update* = ``grad_accum`` micro-batches -> clip -> AdamW step. One *step* = an update that advances the
 LR schedule: every update in "mixed" mode; only image-text updates in "alternating" mode, where region
-batches give extra updates without a schedule step (the reference, METHOD.md §3 "Mixing").
+batches give extra updates without a schedule step (the reference, METHOD.md §3 "Mixing"). The kind of each
+update comes from the data seed alone (``xvlm.data.loader.stream.step_kinds``), so under torchrun every rank
+takes the same kind of update, ``step`` is the same number everywhere, and the checkpoint / stop decisions
+(collective) agree; the losses run the same modules on every rank whatever its batch holds
+(``xvlm.models.objective``), so the gradient collectives agree too.
 
 Exact resume: model, optimizer, scheduler, step, loader position (batches consumed) and every RNG are in
 the checkpoint; the loader replays its stream to the saved batch (see ``xvlm.data.loader.stream``), so a
@@ -18,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ from xvlm.train.distributed import (
     all_reduce_grads,
     cleanup,
     clip_grad_norm,
+    collective_failure,
     init_distributed,
     replicated_params,
     wrap_model,
@@ -94,6 +100,10 @@ class TrainCallback:
     def on_checkpoint(self, step: int, path: Path) -> None: ...
 
     def on_train_end(self, result: TrainResult) -> None: ...
+
+    def on_train_error(self, exc: BaseException) -> None:
+        """The run stopped with ``exc`` after ``on_train_start`` (an error, KeyboardInterrupt, or SystemExit
+        from a SIGTERM handler); ``on_train_end`` is not called. The exception is re-raised afterwards."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -178,7 +188,7 @@ class Trainer:
         if cfg.data.mixing == "alternating" and cfg.grad_accum != 1:
             raise BadInput("alternating region steps need grad_accum == 1")
         self.cfg = cfg
-        self.dist: DistInfo = init_distributed(cfg.device)
+        self.dist: DistInfo = init_distributed(cfg.device, cfg.dist_timeout_s)
         self.callbacks = list(callbacks) if self.dist.is_main else []
         self.out = Path(cfg.out_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -346,6 +356,19 @@ class Trainer:
                        self.dist.world_size, self.start_step, self.out, self.load_reports)
         for cb in self.callbacks:
             cb.on_train_start(info)
+        try:
+            return self._run()
+        except BaseException as exc:  # also KeyboardInterrupt / SystemExit: a killed run must end as such
+            for cb in self.callbacks:
+                try:
+                    cb.on_train_error(exc)
+                except Exception:  # noqa: BLE001 - a failing callback must not hide the run's own error
+                    log.exception("%s.on_train_error failed", type(cb).__name__)
+            raise
+
+    def _run(self) -> TrainResult:
+        cfg = self.cfg
+        loss_log = self.out / "losses.jsonl"
         loader = build_loader(cfg.data, self.dist.rank, self.dist.world_size, start_batch=self.batches,
                               pin_memory=self.dist.device.type == "cuda")
         batches = iter(loader)
@@ -430,9 +453,28 @@ def train(config: PretrainConfig, callbacks: Sequence[TrainCallback] = ()) -> Tr
     A :class:`ProgressCallback` is added only when an :mod:`xvlm.progress` reporter is active: any callback
     makes the trainer build a preview batch, which a plain run should not pay for."""
     bar = None if isinstance(progress.current(), progress.NullReporter) else ProgressCallback()
+    trainer: Trainer | None = None
     try:
-        return Trainer(config, [*callbacks, bar] if bar else callbacks).run()
+        trainer = Trainer(config, [*callbacks, bar] if bar else callbacks)
+        return trainer.run()
+    except Exception as exc:
+        _reraise_distributed(exc, trainer, config.dist_timeout_s)
+        raise
     finally:
         if bar:
             bar.close()
         cleanup()
+
+
+def _reraise_distributed(exc: Exception, trainer: Trainer | None, timeout_s: float) -> None:
+    """Under torchrun: log which rank failed where (the first such line is the cause), and turn a failed or
+    timed-out collective (another rank's failure seen from here) into a one-line ``DistributedFailure``."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return
+    where = f"update {trainer.updates + 1} (step {trainer.step})" if trainer is not None else "start-up"
+    failure = collective_failure(exc, rank, world, where, timeout_s)
+    if failure is not None:
+        log.error("%s", failure)
+        raise failure from exc
+    log.error("rank %d/%d failed at %s: %s: %s", rank, world, where, type(exc).__name__, exc)

@@ -10,6 +10,12 @@ Why it is built like this:
   texts are reached; the last image contributes only the texts that fit (its others are dropped). Every
   rank therefore has the same B, which the all-gathered ITC needs, without the reference's duplicated
   padding samples (false negatives).
+- **The same step kind on every rank** (``mixing="alternating"``): whether global batch k is a region or an
+  image-text batch is drawn from ``step_kinds(seed, region_steps)``, which every rank and worker computes
+  alike, never from the rank's own data, so every rank takes the same kind of step and ``step`` (image-text
+  steps) means the same everywhere. A rank whose shards cannot fill the wanted kind (box-free web captions
+  asked for a region batch, caption-less region records for an image-text one) hands over its oldest
+  waiting batch of the other kind once ``LOOKAHEAD`` of them wait: nothing is dropped, no rank blocks.
 - **Infinite, deterministic per-reader streams**: each reader loops over epochs of its own shards and
   every random draw is seeded from (seed, rank, worker, epoch, sample index). DataLoader hands out batches
   round-robin over workers, so global batch k of a rank comes from worker k % W. Resuming at batch k
@@ -22,8 +28,11 @@ Why it is built like this:
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
+import math
 import random
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,12 +45,32 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from xvlm.data.augment import AugmentConfig, Augmenter, SamplePlan, plan_image_text, plan_region
 from xvlm.data.collate import Collator, MaskingConfig
 from xvlm.data.loader.records import CorruptSample, parse_sample
-from xvlm.errors import MissingInput
+from xvlm.errors import BadInput, MissingInput
 from xvlm.models.objective import PretrainBatch
 
 log = logging.getLogger(__name__)
 
 Mixing = Literal["mixed", "alternating"]
+
+# Alternating mode: complete batches of the other kind that may wait for the wanted kind before the oldest
+# of them is handed over instead (bounds memory and lookahead on a rank whose data lacks one kind).
+LOOKAHEAD = 2
+
+
+def step_kinds(seed: int, region_steps: float) -> Iterator[str]:
+    """The global sequence of batch kinds in alternating mode, identical on every rank and worker.
+
+    Before each image-text batch come floor(r) region batches plus one more with probability r - floor(r),
+    r = ``region_steps``: r = 0.5 is the reference's "a region step with probability 0.5 before each
+    image-text step" (METHOD.md §3, "Mixing"); r = 0 never takes a region step.
+    """
+    if not region_steps >= 0:
+        raise BadInput(f"data.region_steps must be >= 0, got {region_steps}")
+    rng = random.Random(_seed(seed, 13))
+    whole, frac = math.floor(region_steps), region_steps - math.floor(region_steps)
+    while True:
+        yield from ["region"] * (whole + (rng.random() < frac))
+        yield "image"
 
 
 @dataclass
@@ -54,6 +83,7 @@ class DataConfig:
     max_texts_per_image: int = 5
     region_prob: float = 0.5  # a record with boxes (and captions) becomes a region sample with this prob.
     mixing: Mixing = "mixed"  # "alternating": separate image-text and region batches (reference)
+    region_steps: float = 0.5  # alternating: mean region batches before each image-text one (step_kinds)
     shuffle_buffer: int = 1000
     num_workers: int = 4
     seed: int = 42
@@ -92,6 +122,8 @@ class DataConfig:
 class LoaderBatch:
     """One training batch and what the loop logs about it."""
 
+    # The step's kind, the same on every rank. Alternating mode: "region" / "image" as ``step_kinds`` says;
+    # the texts are of that kind unless ``stand_in`` (this rank had none; see the module docstring).
     kind: Literal["mixed", "image", "region"]
     batch: PretrainBatch  # images uint8; normalise on the device (collate.normalize_images)
     texts: list[str]
@@ -99,6 +131,7 @@ class LoaderBatch:
     num_tokens: int  # non-padding tokens
     corrupt: int  # corrupt samples this reader has skipped so far (cumulative)
     epoch: int
+    stand_in: bool = False  # alternating: this rank had no batch of ``kind``; the texts are of the other kind
 
 
 class CorruptCounter:
@@ -176,7 +209,8 @@ class PretrainStream(IterableDataset):
     # -- batching ----------------------------------------------------------------------------------------
     def batch_plans(self, reader: int, n_readers: int, handler: CorruptCounter,
                     ) -> Iterator[tuple[str, int, list[SamplePlan]]]:
-        """Group plans into batches of exactly ``batch_texts`` texts (one pool per kind if alternating)."""
+        """Group plans into batches of exactly ``batch_texts`` texts (one pool per kind if alternating), in
+        the order the data fills them; ``__iter__`` reorders alternating ones by ``step_kinds``."""
         target = self.cfg.batch_texts
         pools: dict[str, list[SamplePlan]] = {}
         counts: dict[str, int] = {}
@@ -199,6 +233,22 @@ class PretrainStream(IterableDataset):
                     counts[kind] = 0
                     queue = deferred.pop(kind, []) + queue
 
+    def by_kind(self, batches: Iterator[tuple[str, int, list[SamplePlan]]], wanted: Iterator[str],
+                ) -> Iterator[tuple[str, int, list[SamplePlan], bool]]:
+        """Alternating mode: hand out the ``wanted`` kinds in order, taking each from ``batches`` (in data
+        order); a kind this reader lacks is replaced by the oldest batch of the other kind once ``LOOKAHEAD``
+        of those wait (the last item, ``stand_in``, says so). The yielded kind is always the wanted one: it is
+        the step's kind on every rank."""
+        waiting: dict[str, deque[tuple[int, list[SamplePlan]]]] = {"image": deque(), "region": deque()}
+        for want in wanted:
+            other = "image" if want == "region" else "region"
+            while not waiting[want] and len(waiting[other]) < LOOKAHEAD:
+                kind, epoch, plans = next(batches)
+                waiting[kind].append((epoch, plans))
+            stand_in = not waiting[want]
+            epoch, plans = waiting[other if stand_in else want].popleft()
+            yield want, epoch, plans, stand_in
+
     def __iter__(self) -> Iterator[LoaderBatch]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
@@ -206,7 +256,13 @@ class PretrainStream(IterableDataset):
         skip = len(range(wid, self.start_batch, nw))  # this worker's share of the consumed batches
         handler = CorruptCounter()
         augment = Augmenter(self.aug_cfg)
-        for kind, epoch, plans in self.batch_plans(reader, n_readers, handler):
+        filled = self.batch_plans(reader, n_readers, handler)
+        if self.cfg.mixing == "alternating":  # this worker serves global batches wid, wid + nw, ...
+            wanted = itertools.islice(step_kinds(self.cfg.seed, self.cfg.region_steps), wid, None, nw)
+            batches = self.by_kind(filled, wanted)
+        else:
+            batches = ((kind, epoch, plans, False) for kind, epoch, plans in filled)
+        for kind, epoch, plans, stand_in in batches:
             if skip > 0:
                 skip -= 1
                 continue
@@ -214,7 +270,7 @@ class PretrainStream(IterableDataset):
             batch = self.collate(samples)
             yield LoaderBatch(kind=kind, batch=batch, texts=[t.text for p in plans for t in p.texts],  # type: ignore[arg-type]
                               keys=[p.record.key for p in plans], num_tokens=int(batch.text_atts.sum()),
-                              corrupt=handler.count, epoch=epoch)
+                              corrupt=handler.count, epoch=epoch, stand_in=stand_in)
 
 
 def build_loader(cfg: DataConfig, rank: int = 0, world_size: int = 1, start_batch: int = 0,
