@@ -11,13 +11,19 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: env test demo serve lint clean
+.PHONY: env test test-slow demo serve lint clean
 
 env:
 	@bash scripts/ensure-env.sh
 
+# The suite: two workers, whole files per worker (the shared demo fixture runs once), the slow tier left out.
 test: env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+# The slow tier (CI runs it after `make test`): the whole 600-step demo and what it learned, the long
+# learning tests.
+test-slow: env
+	$(PY) -m pytest -q -m slow
 
 demo: env
 	$(PY) -m flows.cli demo --out $(DEMO_OUT)

@@ -9,6 +9,12 @@ import os
 from xvlm.envdefaults import apply_offline_defaults  # noqa: E402
 
 apply_offline_defaults(extra={"PREFECT_LOGGING_LEVEL": "WARNING"})
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # ``make test`` runs two workers on the two cores: one torch / OpenMP thread each (before torch is
+    # imported; subprocesses inherit it). Two 2-thread processes on 2 cores spin-wait on each other and
+    # ran the demo's training several times slower (measured, docs/testing in README).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import subprocess  # noqa: E402  (the environment above comes first)
 import sys  # noqa: E402
@@ -16,6 +22,31 @@ from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+# Test files by their measured time on the 2-core machine, longest first. ``make test`` hands whole files to
+# its two workers (``--dist loadfile``: the demo fixture runs once, in the worker that has test_demo.py) in
+# collection order, so the long files start first and the short ones fill in behind them. A file not
+# listed keeps its place after these.
+LONGEST_FIRST = (
+    "tests/flows/test_demo.py",
+    "tests/eval/test_vqa_nlvr2_caption_learning.py",
+    "tests/train/test_train.py",
+    "tests/flows/test_serve.py",
+    "tests/eval/test_grounding.py",
+    "tests/train/test_tracking_learning.py",
+    "tests/train/test_uneven_ranks.py",
+    "tests/eval/test_retrieval.py",
+    "tests/cli/test_evaluate_cli.py",
+    "tests/flows/test_pretrain_eval.py",
+    "tests/cli/test_cli.py",
+    "tests/train/test_run_status.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: file order kept
 
 
 @pytest.fixture

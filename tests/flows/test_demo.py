@@ -52,6 +52,21 @@ def test_demo_logged_ingest_and_pretraining_to_mlflow(demo_run: tuple[Path, str]
     assert runs[tags[(train, "shards_run_id")]] == "shards"
 
 
+def test_load_demo_run_folder(demo_run: tuple[Path, str]) -> None:
+    """``xvlm.inference.load`` on the run folder: ``checkpoints/latest``, the weights as saved, eval mode."""
+    import torch
+
+    from xvlm.inference import load
+
+    run = demo_run[0] / "train"
+    p = load(run)  # run folder -> checkpoints/latest
+    assert p.step == STEPS and p.source.endswith(CKPT) and p.kind == "ours"
+    assert load(run / "checkpoints").source == p.source
+    state = torch.load(p.source, map_location="cpu", weights_only=True)["model"]
+    assert all(torch.equal(p.model.state_dict()[k], v) for k, v in state.items())
+    assert not p.model.training
+
+
 def test_demo_logged_the_data_report(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
     con = sqlite3.connect(out / "mlflow.db")

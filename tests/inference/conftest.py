@@ -1,6 +1,5 @@
-"""The trained demo checkpoints: the session's demo runs (tests/conftest.py), i.e. the ``pretrain-demo``
-preset trained by the flow on the sample corpus: ``demo_trained`` the smoke run (40 steps), ``demo_learned``
-the whole demo (600 steps, slow tests only). Read-only."""
+"""The whole demo's checkpoint (tests/conftest.py ``demo_full``: the ``pretrain-demo`` preset trained by the
+flow on the sample corpus, 600 steps), for the slow test of what it learned. Read-only."""
 
 from __future__ import annotations
 
@@ -9,18 +8,8 @@ from pathlib import Path
 import pytest
 
 
-def _outputs(out: Path) -> tuple[Path, Path]:
-    return next((out / "shards").glob("demo-*")), out / "train"
-
-
-@pytest.fixture(scope="session")
-def demo_trained(demo_run: tuple[Path, str]) -> tuple[Path, Path]:
-    """``(build_dir, run_dir)`` of the smoke demo: its shard build and its training run folder
-    (``checkpoints/latest``)."""
-    return _outputs(demo_run[0])
-
-
 @pytest.fixture(scope="session")
 def demo_learned(demo_full: tuple[Path, str]) -> tuple[Path, Path]:
-    """``(build_dir, run_dir)`` of the whole demo (600 steps)."""
-    return _outputs(demo_full[0])
+    """``(build_dir, run_dir)``: the whole demo's shard build and its training run folder (``checkpoints/latest``)."""
+    out, _ = demo_full
+    return next((out / "shards").glob("demo-*")), out / "train"
