@@ -7,7 +7,10 @@ keep-last-k pruning. Keys (pinned by ``tests/train/test_train.py``):
 - ``optimizer``, ``lr_scheduler``: their state dicts
 - ``dataloader``: ``{"batches": per-rank batches consumed, "num_workers", "world_size", "seed"}``
 - ``train_state``: ``{"step", "updates", "samples_seen", "tokens_seen"}``
-- ``rng``: torch CPU / CUDA, Python ``random``, NumPy states and the ITM negative-sampling generator
+- ``rng``: one entry per rank (gathered on save, each rank restores its own): torch CPU (dropout, drop
+  path) / CUDA, Python ``random``, NumPy states and the ITM negative-sampling generator. The loader's
+  streams need no state: each (rank, worker) reader draws from seeds of (seed, rank, worker, epoch,
+  sample) and resumes by position (``dataloader.batches``, ``xvlm.data.loader.stream``)
 - ``config``: the ``PretrainConfig`` as a dict (for humans and tools; resume uses the live config)
 - ``model_info`` (added in 0.2; ``model_info``): what the checkpoint needs to be used on its own: the full
   model config dict, the image resolution, the tokenizer vocabulary's sha256, the ``LoadReport`` of each
@@ -43,7 +46,34 @@ def model_info(model_config: dict[str, Any], image_res: int, init: list[dict[str
             "init": list(init), "from_scratch": from_scratch}
 
 
+def seed_rank(seed: int, rank: int) -> None:
+    """Seed every global RNG of this rank (torch CPU and CUDA, Python, NumPy) from (seed, rank): dropout
+    masks differ across ranks, a run is repeatable, and ``rng_state`` / ``set_rng_state`` carry the streams
+    across a resume."""
+    s = seed + 1000 * rank
+    torch.manual_seed(s)  # also every CUDA device
+    random.seed(s)
+    np.random.seed(s & 0xFFFFFFFF)
+
+
+def check_resume_layout(path: str | Path, saved: dict[str, Any], num_workers: int, world_size: int) -> None:
+    """Refuse a resume whose reader layout differs from the checkpoint's (``BadInput``, one line).
+
+    The sample stream is split over world_size x num_workers readers, each with its own shards, shuffle
+    buffer and batch boundaries; the checkpoint records how many batches each rank consumed of *that*
+    split. Another split has no position that continues it: the samples already seen are not a prefix of
+    the new stream, so resuming would repeat some and skip others. docs/training.md, "What resume
+    guarantees across world sizes"."""
+    was, now = (saved["world_size"], saved["num_workers"]), (world_size, num_workers)
+    if was != now:
+        raise BadInput(
+            f"{path}: saved with world_size={was[0]} x num_workers={was[1]}, resuming with world_size="
+            f"{now[0]} x num_workers={now[1]}: the data stream is split over world_size x num_workers "
+            "readers, so another split would repeat and skip samples; resume with the saved ones")
+
+
 def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
+    """This rank's RNG states, as tensors and plain containers (``weights_only`` loading)."""
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -56,6 +86,7 @@ def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], itm_generator: torch.Generator | None) -> None:
+    """Restore what ``rng_state`` saved (a checkpoint without CUDA states leaves CUDA's as seeded)."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
