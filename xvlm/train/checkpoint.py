@@ -1,7 +1,8 @@
 """Resumable checkpoints: a dict of stateful parts with pinned key names, written atomically.
 
 Layout: ``{out_dir}/checkpoints/step-{step:08d}.pt`` plus ``latest`` (a text file naming the newest);
-keep-last-k pruning. Keys (pinned by ``tests/train/test_train.py``):
+pruning keeps the newest ``keep_last`` plus the milestones (every ``keep_every``-th step), by ``to_prune``,
+the one rule for the local folder and for the copies in MLflow (``xvlm.tracking.MLflowCallback``). Keys (pinned by ``tests/train/test_train.py``):
 
 - ``model``: state dict (unwrapped from DDP / FSDP full state dict)
 - ``optimizer``, ``lr_scheduler``: their state dicts
@@ -102,8 +103,19 @@ def _tuplify(x: Any) -> Any:
     return tuple(_tuplify(v) for v in x) if isinstance(x, list | tuple) else x
 
 
-def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
-    """Write ``step-{step:08d}.pt`` atomically, then point ``latest`` at it, then prune old ones."""
+def to_prune(steps: list[int], keep_last: int, keep_every: int = 0) -> list[int]:
+    """The checkpoint steps to delete: all but the newest ``keep_last`` (0 or less: keep all) and the
+    milestones, steps that are multiples of ``keep_every`` (0: none), kept for good (a 16M run's disk budget:
+    docs/training.md, "Checkpoint disk budget")."""
+    if keep_last <= 0:
+        return []
+    newest = set(sorted(steps)[-keep_last:])
+    return sorted(s for s in steps if s not in newest and not (keep_every > 0 and s % keep_every == 0))
+
+
+def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 2,
+                    keep_every: int = 0) -> Path:
+    """Write ``step-{step:08d}.pt`` atomically, then point ``latest`` at it, then prune (``to_prune``)."""
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks {missing}")
@@ -114,9 +126,9 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep
     with atomic_path(path) as tmp:  # fsync'ed before the rename (xvlm.fsio)
         torch.save(state, tmp)
     write_text(ckpt_dir / "latest", path.name)
-    if keep_last > 0:
-        for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep_last]:
-            old.unlink()
+    saved = {int(f.stem.removeprefix("step-")): f for f in ckpt_dir.glob("step-*.pt")}
+    for old in to_prune(list(saved), keep_last, keep_every):
+        saved[old].unlink()
     return path
 
 

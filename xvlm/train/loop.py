@@ -255,7 +255,8 @@ class Trainer:
             "model_info": ckpt.model_info(self.model.cfg.to_dict(), self.cfg.data.image_res,
                                           [r.to_dict() for r in self.load_reports], self.cfg.from_scratch),
         }
-        self.last_ckpt = ckpt.save_checkpoint(self.ckpt_dir, self.step, state, self.cfg.keep_last)
+        self.last_ckpt = ckpt.save_checkpoint(self.ckpt_dir, self.step, state, self.cfg.keep_last,
+                                                 self.cfg.keep_every)
         for cb in self.callbacks:
             cb.on_checkpoint(self.step, self.last_ckpt)
         return self.last_ckpt
