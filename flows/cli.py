@@ -165,7 +165,14 @@ def pretrain(
         "runs/pretrain-demo"),
     raw_root: Annotated[Path | None, typer.Option(help="Raw annotation files (not needed for the demo).")] = None,
     steps: Annotated[int | None, typer.Option(help="Override the preset's number of steps.")] = None,
-    devices: Annotated[int, typer.Option(help="Processes for torchrun (1: in-process).")] = 1,
+    devices: Annotated[int, typer.Option(help="Processes for torchrun per node (1: in-process).")] = 1,
+    nnodes: Annotated[int, typer.Option(help="Nodes, through a c10d rendezvous (docs/training.md).")] = 1,
+    node_rank: Annotated[int, typer.Option(
+        help="This node's index; node 0 runs the whole DAG, the others only train with its config.")] = 0,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        help="HOST:PORT of node 0 (the c10d store); needed with --nnodes > 1.")] = None,
+    rdzv_id: Annotated[str | None, typer.Option(
+        help="Job id, the same on every node, unique per job (default: $SLURM_JOB_ID, else 'xvlm').")] = None,
     evaluation: Annotated[list[str] | None, typer.Option(
         help="Evaluation after training (repeatable): retrieval, grounding, vqa, nlvr2, caption, or none. "
              "Default: the preset's downstream.evaluations.")] = None,
@@ -187,6 +194,15 @@ def pretrain(
     (--check) runs first, before any stage."""
     evaluations = None if evaluation is None else [e for e in evaluation if e != "none"]
     extra = _json_option("--overrides", overrides)
+    from xvlm.pipeline.launch import Launch
+
+    launch = Launch(devices, nnodes, node_rank, rdzv_endpoint, rdzv_id)
+    if not (launch.is_head or print_config or check):  # a follower node / rank: no flow run, only training
+        from xvlm.pipeline.stages import follow_stage
+
+        result = follow_stage(work_dir.resolve(), launch)
+        typer.echo(f"follower done (step {result['step']})")
+        return
     if print_config or check:
         from xvlm.pipeline.config import resolve_run, to_json
 
@@ -210,6 +226,7 @@ def pretrain(
 
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
                            steps=steps, devices=devices, evaluations=evaluations, overrides=extra,
+                           nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id,
                            downstream_root=str(downstream_root) if downstream_root else None,
                            weights_root=str(weights_root) if weights_root else None)
     typer.echo(f"checkpoint {result['train']['checkpoint']} (step {result['train']['step']})")

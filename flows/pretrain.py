@@ -24,6 +24,7 @@ from flows.retry import IO_RETRIES
 from flows.shards import shards
 from xvlm.pipeline import stages
 from xvlm.pipeline.config import experiment_name, resolve_run
+from xvlm.pipeline.launch import Launch
 from xvlm.pipeline.preflight import check_run
 from xvlm.train.config import PretrainConfig
 
@@ -52,9 +53,14 @@ def log_shards(work_dir: str, experiment: str, build_dir: str, lake_root: str, t
 
 
 @task(name="train")
-def train(config: dict[str, Any], devices: int, experiment: str, work_dir: str) -> dict[str, Any]:
-    return stages.train_stage(PretrainConfig.from_dict(config), devices, experiment, work_dir,
+def train(config: dict[str, Any], launch: dict[str, Any], experiment: str, work_dir: str) -> dict[str, Any]:
+    return stages.train_stage(PretrainConfig.from_dict(config), Launch(**launch), experiment, work_dir,
                               log_fn=get_run_logger().info)
+
+
+@task(name="train-follower")
+def follow(work_dir: str, launch: dict[str, Any]) -> dict[str, Any]:
+    return stages.follow_stage(work_dir, Launch(**launch))
 
 
 @flow(name="pretrain")
@@ -62,19 +68,27 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
              steps: int | None = None, devices: int = 1, overrides: dict[str, Any] | None = None,
              seed: int = 0, evaluations: list[str] | None = None,
              downstream_root: str | None = None, weights_root: str | None = None,
-             check: bool = False) -> dict[str, Any]:
+             check: bool = False, nnodes: int = 1, node_rank: int = 0, rdzv_endpoint: str | None = None,
+             rdzv_id: str | None = None) -> dict[str, Any]:
     """ingest -> shards -> train -> evaluation for ``preset``; returns where every output is, the final
     losses and the evaluation results (``evaluation``; None when no evaluation was asked for).
 
     ``raw_root``: the raw files (real downloads, or any folder in the sample-corpus layout); None
     with the demo recipe writes the sample corpus (``seed``) into ``work_dir/raw``.
     ``devices``: processes for torchrun (GPUs, or CPU processes with gloo); 1 runs in-process.
+    ``nnodes`` / ``node_rank`` / ``rdzv_endpoint`` / ``rdzv_id``: several nodes through a c10d rendezvous
+    (``xvlm.pipeline.launch``): node 0 runs the DAG, every other node only trains with node 0's config.
+    Under an external launcher (RANK / WORLD_SIZE / MASTER_ADDR set) rank 0 runs the DAG, training in
+    this process; the other ranks only train.
     ``evaluations``: any of ``retrieval, grounding, vqa, nlvr2, caption`` (None: the preset's
     ``downstream.evaluations``; [] skips the stage). ``downstream_root``: the downstream splits (None:
     the preset's ``downstream.raw_root``, else ``raw_root``). ``weights_root``: where relative
     ``init_bert`` / ``init_swin`` are (None: ``$XVLM_WEIGHTS``). ``check``: run the start check only.
     """
     work = Path(work_dir).resolve()
+    launch = Launch(devices, nnodes, node_rank, rdzv_endpoint, rdzv_id)
+    if not launch.is_head:  # a follower: no data stage, no evaluation; the head keeps the lineage
+        return {"train": follow(str(work), launch.to_dict()), "follower": True}
     run = resolve_run(preset, overrides, steps, evaluations, weights_root)
     checked = check_run(run, work)  # before any stage: config, starting weights, resume checkpoint
     _logger().info("start check passed:\n%s", "\n".join(checked.lines()))
@@ -87,7 +101,7 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
     built = shards(lake["lake_root"], raw_root, str(work / "shards"), recipe=run.recipe, lake_db=lake["lake_db"])
     shards_run = log_shards(str(work), experiment, built["out"], lake["lake_root"], built)
     cfg = stages.training_config(run, work, built, {"ingest_run_id": ingest_run, "shards_run_id": shards_run})
-    trained = train(cfg.to_dict(), devices, experiment, str(work))
+    trained = train(cfg.to_dict(), launch.to_dict(), experiment, str(work))
     evaluated = None
     if run.downstream.evaluations:
         evaluated = evaluation(trained["checkpoint"], downstream_root or run.downstream.raw_root or raw_root,

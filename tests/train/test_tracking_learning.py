@@ -24,7 +24,8 @@ def test_mlflow_callback_logs_run(tmp_path: Path) -> None:
     from xvlm.tracking import MLflowCallback
 
     shards = write_shards(tmp_path / "shards", 16, 2, size=(128, 96))
-    cfg = small_config(tmp_path, shards, steps=3, ckpt_every=2, tags={"recipe_hash": "abc123"})
+    # checkpoints at steps 1..5; keep_last 2 + milestones every 2 keep 2, 4, 5, locally and in MLflow
+    cfg = small_config(tmp_path, shards, steps=5, ckpt_every=1, keep_every=2, tags={"recipe_hash": "abc123"})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cb = MLflowCallback(uri, "pretrain-test", artifact_location=str(tmp_path / "artifacts"),
                         system_metrics=False)
@@ -33,17 +34,29 @@ def test_mlflow_callback_logs_run(tmp_path: Path) -> None:
     client = MlflowClient()
     run = client.get_run(cb.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["data.batch_texts"] == "8" and run.data.params["steps"] == "3"
+    assert run.data.params["data.batch_texts"] == "8" and run.data.params["steps"] == "5"
     assert run.data.tags["recipe_hash"] == "abc123" and len(run.data.tags["git_commit"]) >= 7
     for key in ("loss_itc", "loss_itm", "loss_mlm", "loss_bbox_l1", "loss_bbox_giou", "lr", "samples_per_s",
                 "tokens_per_s"):
         hist = client.get_metric_history(cb.run_id, key)
-        assert [m.step for m in hist] == [1, 2, 3], key
+        assert [m.step for m in hist] == [1, 2, 3, 4, 5], key
     arts = {a.path for a in client.list_artifacts(cb.run_id)}
     assert {"preview", "checkpoints", "config.json"} <= arts
     ckpts = {a.path for a in client.list_artifacts(cb.run_id, "checkpoints")}
-    assert ckpts == {"checkpoints/step-00000002", "checkpoints/step-00000003"}
+    assert ckpts == {f"checkpoints/step-{s:08d}" for s in (2, 4, 5)}  # 1 and 3 deleted from the store too
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*.pt")) == [
+        f"step-{s:08d}.pt" for s in (2, 4, 5)]
     assert (tmp_path / "artifacts").is_dir()
+    assert sorted(p.name for p in (tmp_path / "artifacts").rglob("step-*.pt")) == [
+        f"step-{s:08d}.pt" for s in (2, 4, 5)]  # the files themselves, not only the listing
+
+
+def test_pruning_keeps_the_newest_and_the_milestones() -> None:
+    from xvlm.train.checkpoint import to_prune
+
+    assert to_prune([5000 * i for i in range(1, 41)] + [200_640], 3, 50_000) == [
+        s for s in range(5000, 190_001, 5000) if s % 50_000]
+    assert to_prune([1, 2, 3], 0, 0) == [] and to_prune([1, 2, 3], 2, 0) == [1] and to_prune([3, 1, 2], 1, 1) == []
 
 
 LN8 = math.log(8)  # ITC at chance for 8 texts: the value a collapsed model sits at

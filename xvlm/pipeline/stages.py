@@ -7,7 +7,8 @@
 2. ingest and shards: ``xvlm.data.lake`` / ``xvlm.data.shards`` (their flows live in flows/ingest.py and
    flows/shards.py), logged by ``log_ingest`` / ``log_shards`` (one MLflow run each).
 3. ``training_config`` + ``train_stage``: the run's ``PretrainConfig`` pointed at the build's shards and
-   tagged with its data lineage; trained in-process on one device, through ``torchrun`` on several.
+   tagged with its data lineage; trained in-process on one device, through ``torchrun`` on several devices
+   or nodes, in-process again under an external launcher (``xvlm.pipeline.launch``: head and followers).
    Resumes from ``out_dir/checkpoints/latest``; a run that already reached ``steps`` does no step.
 4. evaluation: ``xvlm.pipeline.evaluation``.
 """
@@ -16,9 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,9 @@ from typing import Any
 from xvlm import fsio, progress
 from xvlm.data.sample_corpus import MANIFEST, write_sample_corpus
 from xvlm.errors import BadInput
-from xvlm.pipeline.config import REPO, RunConfig
+from xvlm.pipeline.config import RunConfig
+from xvlm.pipeline.launch import Launch, announced, follow
+from xvlm.pipeline.launch import torchrun as launch_torchrun
 from xvlm.train.config import PretrainConfig
 
 log = logging.getLogger(__name__)
@@ -67,35 +67,49 @@ def log_shards(work_dir: str | Path, experiment: str, build_dir: str | Path, lak
                                    Path(lake_root), totals)
 
 
+def train_dir(work_dir: str | Path) -> Path:
+    """The training run's ``out_dir`` under a DAG's work dir (followers find the head's launch file there)."""
+    return Path(work_dir) / "train"
+
+
+def follow_stage(work_dir: str | Path, launch: Launch) -> dict[str, Any]:
+    """A follower node or rank (``xvlm.pipeline.launch``): no data stage, train with the head's config."""
+    log.info("node %d of %d (%s): waiting for the head's launch file in %s", launch.node_rank, launch.nnodes,
+             "external launcher" if launch.external else "torchrun", train_dir(work_dir))
+    return follow(train_dir(work_dir), launch)
+
+
 def training_config(run: RunConfig, work_dir: str | Path, built: dict[str, Any],
                     lineage: dict[str, str]) -> PretrainConfig:
     """The training part of ``run``, reading the build's shards and tagged with where its data came from
     (recipe, build id, manifest hash, the ingest and shards MLflow runs)."""
     build = Path(built["out"])
     cfg = run.train_config()
-    cfg.out_dir = str(Path(work_dir) / "train")
+    cfg.out_dir = str(train_dir(work_dir))
     cfg.data.shards = [str(build / "shards" / "*.tar")]
     cfg.tags = {**cfg.tags, "recipe": run.recipe, "recipe_hash": built["recipe_hash"],
                 "build_id": built["build_id"], "manifest_hash": fsio.sha256_file(build / "manifest.parquet"), **lineage}
     return cfg
 
 
-def train_stage(cfg: PretrainConfig, devices: int, experiment: str, work_dir: str | Path,
+def train_stage(cfg: PretrainConfig, launch: Launch, experiment: str, work_dir: str | Path,
                 log_fn: LogFn | None = None) -> dict[str, Any]:
-    """Run (or resume) the training; in-process for one device, ``torchrun`` for several. Returns the
-    step reached, the last checkpoint, the MLflow run id, speed, and each loss's first / last window."""
+    """Run (or resume) the training as the head (``xvlm.pipeline.launch``): in-process for one device or
+    under an external launcher (this process is rank 0), ``torchrun`` for several devices or nodes. Returns
+    the step reached, the last checkpoint, the MLflow run id, speed, and each loss's first / last window."""
     from xvlm import tracking
 
     uri = tracking.tracking_uri()
     exp_id = tracking.experiment_id(experiment, Path(work_dir)) if uri else None  # pins the artifact folder
     log.info("training %s for %d steps (%s) into %s; MLflow experiment %s", cfg.model, cfg.steps,
-             f"{devices} processes" if devices > 1 else cfg.device, cfg.out_dir, exp_id)
-    if devices > 1:
-        return torchrun(cfg, devices, uri, experiment)
+             f"{launch.processes} processes" if launch.processes > 1 else cfg.device, cfg.out_dir, exp_id)
+    if launch.processes > 1 and not launch.external:
+        return torchrun(cfg, launch, uri, experiment)
     from xvlm.train import train
 
     callbacks = [tracking.MLflowCallback(uri, experiment)] if uri else []
-    with progress.use(progress.with_log(log_fn or log.info)):  # steps, loss, samples/s in the run's log
+    with progress.use(progress.with_log(log_fn or log.info)), \
+            announced(cfg, launch, experiment, uri):  # steps, loss, samples/s in the run's log
         result = train(cfg, callbacks)
     first, last = loss_windows(result.losses)
     return {"step": result.step, "checkpoint": str(result.last_checkpoint),
@@ -104,23 +118,11 @@ def train_stage(cfg: PretrainConfig, devices: int, experiment: str, work_dir: st
             "first_losses": first, "last_losses": last}
 
 
-def torchrun(cfg: PretrainConfig, devices: int, tracking_uri: str | None, experiment: str) -> dict[str, Any]:
-    """``torchrun --standalone --nproc-per-node=devices -m xvlm.train`` on ``cfg`` written to
-    ``out_dir/config.json``; the last stdout line of rank 0 is the result."""
-    out = Path(cfg.out_dir)
-    cfg_path = fsio.write_text(out / "config.json", cfg.to_json())
-    exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    argv = [exe, "--standalone", f"--nproc-per-node={devices}", "-m", "xvlm.train", "--config",
-            str(cfg_path), "--experiment", experiment]
-    if tracking_uri:
-        argv += ["--mlflow", tracking_uri]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise RuntimeError(f"torchrun exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    run_id_file = out / "mlflow_run_id"
-    result["mlflow_run_id"] = run_id_file.read_text().strip() if run_id_file.is_file() else None
-    return result
+def torchrun(cfg: PretrainConfig, launch: Launch | int, tracking_uri: str | None, experiment: str,
+             ) -> dict[str, Any]:
+    """``torchrun`` on ``cfg`` (``xvlm.pipeline.launch.torchrun``); an int is that many devices on one node."""
+    return launch_torchrun(cfg, Launch(devices=launch) if isinstance(launch, int) else launch, tracking_uri,
+                           experiment)
 
 
 def loss_windows(losses: list[dict[str, Any]], n: int = 20) -> tuple[dict[str, float], dict[str, float]]:

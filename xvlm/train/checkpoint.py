@@ -1,13 +1,17 @@
 """Resumable checkpoints: a dict of stateful parts with pinned key names, written atomically.
 
 Layout: ``{out_dir}/checkpoints/step-{step:08d}.pt`` plus ``latest`` (a text file naming the newest);
-keep-last-k pruning. Keys (pinned by ``tests/train/test_train.py``):
+pruning keeps the newest ``keep_last`` plus the milestones (every ``keep_every``-th step), by ``to_prune``,
+the one rule for the local folder and for the copies in MLflow (``xvlm.tracking.MLflowCallback``). Keys (pinned by ``tests/train/test_train.py``):
 
 - ``model``: state dict (unwrapped from DDP / FSDP full state dict)
 - ``optimizer``, ``lr_scheduler``: their state dicts
 - ``dataloader``: ``{"batches": per-rank batches consumed, "num_workers", "world_size", "seed"}``
 - ``train_state``: ``{"step", "updates", "samples_seen", "tokens_seen"}``
-- ``rng``: torch CPU / CUDA, Python ``random``, NumPy states and the ITM negative-sampling generator
+- ``rng``: one entry per rank (gathered on save, each rank restores its own): torch CPU (dropout, drop
+  path) / CUDA, Python ``random``, NumPy states and the ITM negative-sampling generator. The loader's
+  streams need no state: each (rank, worker) reader draws from seeds of (seed, rank, worker, epoch,
+  sample) and resumes by position (``dataloader.batches``, ``xvlm.data.loader.stream``)
 - ``config``: the ``PretrainConfig`` as a dict (for humans and tools; resume uses the live config)
 - ``model_info`` (added in 0.2; ``model_info``): what the checkpoint needs to be used on its own: the full
   model config dict, the image resolution, the tokenizer vocabulary's sha256, the ``LoadReport`` of each
@@ -43,7 +47,34 @@ def model_info(model_config: dict[str, Any], image_res: int, init: list[dict[str
             "init": list(init), "from_scratch": from_scratch}
 
 
+def seed_rank(seed: int, rank: int) -> None:
+    """Seed every global RNG of this rank (torch CPU and CUDA, Python, NumPy) from (seed, rank): dropout
+    masks differ across ranks, a run is repeatable, and ``rng_state`` / ``set_rng_state`` carry the streams
+    across a resume."""
+    s = seed + 1000 * rank
+    torch.manual_seed(s)  # also every CUDA device
+    random.seed(s)
+    np.random.seed(s & 0xFFFFFFFF)
+
+
+def check_resume_layout(path: str | Path, saved: dict[str, Any], num_workers: int, world_size: int) -> None:
+    """Refuse a resume whose reader layout differs from the checkpoint's (``BadInput``, one line).
+
+    The sample stream is split over world_size x num_workers readers, each with its own shards, shuffle
+    buffer and batch boundaries; the checkpoint records how many batches each rank consumed of *that*
+    split. Another split has no position that continues it: the samples already seen are not a prefix of
+    the new stream, so resuming would repeat some and skip others. docs/training.md, "What resume
+    guarantees across world sizes"."""
+    was, now = (saved["world_size"], saved["num_workers"]), (world_size, num_workers)
+    if was != now:
+        raise BadInput(
+            f"{path}: saved with world_size={was[0]} x num_workers={was[1]}, resuming with world_size="
+            f"{now[0]} x num_workers={now[1]}: the data stream is split over world_size x num_workers "
+            "readers, so another split would repeat and skip samples; resume with the saved ones")
+
+
 def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
+    """This rank's RNG states, as tensors and plain containers (``weights_only`` loading)."""
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -56,6 +87,7 @@ def rng_state(itm_generator: torch.Generator | None) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], itm_generator: torch.Generator | None) -> None:
+    """Restore what ``rng_state`` saved (a checkpoint without CUDA states leaves CUDA's as seeded)."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -71,8 +103,19 @@ def _tuplify(x: Any) -> Any:
     return tuple(_tuplify(v) for v in x) if isinstance(x, list | tuple) else x
 
 
-def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 2) -> Path:
-    """Write ``step-{step:08d}.pt`` atomically, then point ``latest`` at it, then prune old ones."""
+def to_prune(steps: list[int], keep_last: int, keep_every: int = 0) -> list[int]:
+    """The checkpoint steps to delete: all but the newest ``keep_last`` (0 or less: keep all) and the
+    milestones, steps that are multiples of ``keep_every`` (0: none), kept for good (a 16M run's disk budget:
+    docs/training.md, "Checkpoint disk budget")."""
+    if keep_last <= 0:
+        return []
+    newest = set(sorted(steps)[-keep_last:])
+    return sorted(s for s in steps if s not in newest and not (keep_every > 0 and s % keep_every == 0))
+
+
+def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 2,
+                    keep_every: int = 0) -> Path:
+    """Write ``step-{step:08d}.pt`` atomically, then point ``latest`` at it, then prune (``to_prune``)."""
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint state lacks {missing}")
@@ -83,9 +126,9 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any], keep
     with atomic_path(path) as tmp:  # fsync'ed before the rename (xvlm.fsio)
         torch.save(state, tmp)
     write_text(ckpt_dir / "latest", path.name)
-    if keep_last > 0:
-        for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep_last]:
-            old.unlink()
+    saved = {int(f.stem.removeprefix("step-")): f for f in ckpt_dir.glob("step-*.pt")}
+    for old in to_prune(list(saved), keep_last, keep_every):
+        saved[old].unlink()
     return path
 
 

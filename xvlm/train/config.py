@@ -61,7 +61,8 @@ class PretrainConfig:
     seed: int = 42
     deterministic: bool = False  # torch.use_deterministic_algorithms (tests, bitwise resume)
     ckpt_every: int = 5000
-    keep_last: int = 2
+    keep_last: int = 2  # newest checkpoints kept, locally and in MLflow (older ones are deleted from both)
+    keep_every: int = 0  # milestones: checkpoints at multiples of this step are kept as well (0: none)
     log_every: int = 1
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     tags: dict[str, str] = field(default_factory=dict)  # e.g. recipe_hash, manifest_hash (flow-supplied)

@@ -11,9 +11,10 @@ takes the same kind of update, ``step`` is the same number everywhere, and the c
 (collective) agree; the losses run the same modules on every rank whatever its batch holds
 (``xvlm.models.objective``), so the gradient collectives agree too.
 
-Exact resume: model, optimizer, scheduler, step, loader position (batches consumed) and every RNG are in
-the checkpoint; the loader replays its stream to the saved batch (see ``xvlm.data.loader.stream``), so a
-resumed run continues the same loss sequence (bitwise on CPU with ``deterministic=True``).
+Exact resume: model, optimizer, scheduler, step, loader position (batches consumed) and every rank's RNGs
+(dropout included) are in the checkpoint; the loader replays its stream to the saved batch, whatever the
+worker count (see ``xvlm.data.loader.stream``), and starting it draws from none of those RNGs, so a resumed
+run continues the same loss sequence (bitwise on CPU with ``deterministic=True``).
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class Trainer:
         self.replicated = replicated_params(self.model) if self.fsdp else []
         self.opt = build_optimizer(self.model, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, cfg.steps)
-        torch.manual_seed(cfg.seed + 1000 * self.dist.rank)  # per-rank dropout / augmentation streams
+        ckpt.seed_rank(cfg.seed, self.dist.rank)  # per-rank dropout streams (restored on resume)
         self.itm_gen = torch.Generator(device=self.dist.device).manual_seed(cfg.seed + self.dist.rank)
         self.step = self.updates = self.batches = self.samples = self.tokens = 0
         self.losses: list[dict[str, Any]] = []
@@ -219,9 +220,7 @@ class Trainer:
             return 0
         state = ckpt.load_checkpoint(path)
         dl = state["dataloader"]
-        if (dl["num_workers"], dl["world_size"]) != (self.cfg.data.num_workers, self.dist.world_size):
-            raise BadInput(f"{path}: saved with num_workers={dl['num_workers']}, world_size="
-                             f"{dl['world_size']}; resume needs the same to replay the data stream")
+        ckpt.check_resume_layout(path, dl, self.cfg.data.num_workers, self.dist.world_size)
         if self.fsdp:
             self._load_fsdp_state(state)
         else:
@@ -256,7 +255,8 @@ class Trainer:
             "model_info": ckpt.model_info(self.model.cfg.to_dict(), self.cfg.data.image_res,
                                           [r.to_dict() for r in self.load_reports], self.cfg.from_scratch),
         }
-        self.last_ckpt = ckpt.save_checkpoint(self.ckpt_dir, self.step, state, self.cfg.keep_last)
+        self.last_ckpt = ckpt.save_checkpoint(self.ckpt_dir, self.step, state, self.cfg.keep_last,
+                                                 self.cfg.keep_every)
         for cb in self.callbacks:
             cb.on_checkpoint(self.step, self.last_ckpt)
         return self.last_ckpt

@@ -17,10 +17,18 @@ Why it is built like this:
   asked for a region batch, caption-less region records for an image-text one) hands over its oldest
   waiting batch of the other kind once ``LOOKAHEAD`` of them wait: nothing is dropped, no rank blocks.
 - **Infinite, deterministic per-reader streams**: each reader loops over epochs of its own shards and
-  every random draw is seeded from (seed, rank, worker, epoch, sample index). DataLoader hands out batches
-  round-robin over workers, so global batch k of a rank comes from worker k % W. Resuming at batch k
-  therefore means: worker w fast-forwards over its first |{j < k : j % W = w}| batches, *planning but
-  not decoding* them (cheap), and the stream continues exactly as if never interrupted.
+  every random draw is seeded from (seed, rank, worker, epoch, sample index), never from a global RNG.
+  DataLoader hands out batches round-robin over workers starting at worker 0, so global batch k of a rank
+  comes from *logical* worker k % W. Resuming at batch k therefore means: DataLoader worker i plays
+  logical worker (i + k) % W (so the first batch handed out is k's, from the worker that owns it; without
+  this rotation a k that is not a multiple of W came back with neighbouring batches swapped), and logical
+  worker w fast-forwards over its first |{j < k : j % W = w}| batches, *planning but not decoding* them
+  (cheap): the stream continues exactly as if never interrupted. The DataLoader has its own generator, so
+  starting it never draws from the trainer's global torch RNG (that draw shifted every dropout mask of a
+  resumed run); each worker's own global RNGs are seeded from (seed, rank, worker) alone.
+- **Fixed reader layout**: readers are (rank, worker) pairs, each with its own shards, shuffle buffer and
+  batch boundaries, so the stream depends on world_size x num_workers; a resume with another layout is
+  refused by the trainer (``xvlm.train.checkpoint.check_resume_layout``).
 - **Never silent**: corrupt samples (``CorruptSample``, tar errors) go through ``handler``, which counts
   and logs them; the counts travel with every batch (``LoaderBatch.corrupt``).
 """
@@ -251,7 +259,8 @@ class PretrainStream(IterableDataset):
 
     def __iter__(self) -> Iterator[LoaderBatch]:
         info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        nw = info.num_workers if info is not None else 1
+        wid = ((info.id if info is not None else 0) + self.start_batch) % nw  # logical worker (docstring)
         reader, n_readers = self.rank * nw + wid, self.world * nw
         skip = len(range(wid, self.start_batch, nw))  # this worker's share of the consumed batches
         handler = CorruptCounter()
@@ -280,9 +289,18 @@ def build_loader(cfg: DataConfig, rank: int = 0, world_size: int = 1, start_batc
     kw: dict[str, Any] = {}
     if cfg.num_workers > 0:
         kw = {"persistent_workers": False, "prefetch_factor": 2}
+    # Its own generator: ``iter(loader)`` draws the workers' base seed from it, not from the global torch RNG
+    # (dropout's stream), which a resumed run restores *before* the loader starts.
+    gen = torch.Generator().manual_seed(_seed(cfg.seed, rank, 17))
     return DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, pin_memory=pin_memory,
-                      worker_init_fn=_worker_init, **kw)
+                      worker_init_fn=_worker_init, generator=gen, **kw)
 
 
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # one decode thread per worker; the workers are the parallelism
+def _worker_init(worker_id: int) -> None:
+    """One decode thread per worker (the workers are the parallelism), and the worker's Python / NumPy RNGs
+    seeded from its torch seed (the loader generator's base seed + the worker id, so fixed by (seed, rank,
+    worker)): the stream itself never reads them, but a third-party transform that did would still replay."""
+    torch.set_num_threads(1)
+    seed = torch.initial_seed() & 0xFFFFFFFF
+    random.seed(seed)
+    np.random.seed(seed)
