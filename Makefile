@@ -16,9 +16,10 @@ export MLFLOW_DISABLE_TELEMETRY := true
 env:
 	@bash scripts/ensure-env.sh
 
-# The suite: two workers, whole files per worker (the shared demo fixture runs once), the slow tier left out.
+# The suite: two workers, whole files per worker (the shared demo fixture runs once) in the order of
+# tests/conftest.py LONGEST_FIRST (not xdist's by-test-count order), the slow tier left out.
 test: env
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 # The slow tier (CI runs it after `make test`): the whole 600-step demo and what it learned, the long
 # learning tests.

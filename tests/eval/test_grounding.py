@@ -114,6 +114,7 @@ def test_score_boxes_per_split_from_normalised_predictions(raw: Path) -> None:
     torch.testing.assert_close(res.pred_xywh, res.gt_xywh)
 
 
+@pytest.mark.slow  # ~2 min: the slow tier (make test-slow, CI)
 def test_short_finetune_grounds_far_above_a_constant_box(raw: Path, one_thread: None) -> None:
     """600 steps of L1 + GIoU from a random debug model (96 px), scored on val (the slowest test here, ~60 s).
 

@@ -206,15 +206,12 @@ def _spawn(cfg: PretrainConfig) -> list[dict]:
 
 
 @pytest.mark.timeout(600)
-def test_two_rank_fsdp_matches_ddp_and_resumes_exactly(tmp_path: Path, shards: list[str]) -> None:
-    """FSDP2 (gloo, CPU) computes the DDP run's losses, and a run stopped at step 2 then resumed equals the
-    uninterrupted one: the checkpoint holds the gathered full optimizer state, re-sharded on load."""
-    ddp = _spawn(small_config(tmp_path / "ddp", shards, steps=4, ckpt_every=100))
+def test_two_rank_fsdp_resumes_exactly(tmp_path: Path, shards: list[str]) -> None:
+    """FSDP2 (gloo, CPU): a run stopped at step 2 then resumed equals the uninterrupted one: the checkpoint
+    holds the gathered full optimizer state, re-sharded on load. (FSDP computing DDP's losses is checked in
+    tests/train/test_uneven_ranks.py, on ranks with and without boxes.)"""
     full = _spawn(small_config(tmp_path / "fsdp", shards, steps=4, ckpt_every=100, parallel="fsdp"))
     assert [r["step"] for r in full] == [1, 2, 3, 4]
-    for a, b in zip(ddp, full, strict=True):  # same math; reduction order differs, hence approx
-        for k in ("itc", "itm", "mlm", "bbox_l1", "bbox_giou"):
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), (a["step"], k)
 
     cut = small_config(tmp_path / "cut", shards, steps=4, ckpt_every=100, parallel="fsdp", stop_after=2)
     assert [r["step"] for r in _spawn(cut)] == [1, 2]
