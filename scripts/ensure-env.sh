@@ -14,7 +14,7 @@ VENV_CACHE=${VENV_CACHE:-$HOME/.cache/xvlm}
 # Pinned together in one pip command: both lie on disk on our machines (pip's local wheel store),
 # and PyPI's torchvision does not import beside the CPU-only torch 2.13 file.
 TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
-EXTRAS="dev,dask"
+EXTRAS="dev,dask,prepare"
 
 hash=$( (cat pyproject.toml; echo "$TORCH_PINS $EXTRAS") | sha256sum | cut -c1-16)
 stamp_name=".xvlm-env-$hash"
