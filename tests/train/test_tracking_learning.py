@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,70 @@ def test_mlflow_callback_logs_run(tmp_path: Path) -> None:
     assert (tmp_path / "artifacts").is_dir()
     assert sorted(p.name for p in (tmp_path / "artifacts").rglob("step-*.pt")) == [
         f"step-{s:08d}.pt" for s in (2, 4, 5)]  # the files themselves, not only the listing
+
+
+class _FakeNVML:
+    """Two GPUs behind the NVML calls MLflow's ``GPUMonitor`` makes (the boundary this test mocks)."""
+
+    class Mem:
+        used, total = 30 * 2**30, 80 * 2**30
+
+    class Util:
+        gpu = 87
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import pynvml
+
+        for name, fn in {"nvmlInit": lambda: None, "nvmlDeviceGetCount": lambda: 2,
+                         "nvmlDeviceGetHandleByIndex": lambda i: i,
+                         "nvmlDeviceGetMemoryInfo": lambda h: self.Mem(),
+                         "nvmlDeviceGetUtilizationRates": lambda h: self.Util(),
+                         "nvmlDeviceGetPowerUsage": lambda h: 350_000,
+                         "nvmlDeviceGetEnforcedPowerLimit": lambda h: 700_000}.items():
+            monkeypatch.setattr(pynvml, name, fn)
+
+
+def test_alternating_run_has_one_point_per_step_and_gpu_system_metrics(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22, item 5: region updates (which do not advance ``step``) are folded into the next step's point
+    under ``region/``, so every metric has exactly one point per step; with NVML reporting two GPUs, MLflow's
+    system metrics carry both GPUs' memory, utilisation and power."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from xvlm.tracking import MLflowCallback
+    from xvlm.train import TrainCallback
+
+    _FakeNVML().install(monkeypatch)
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.1")
+
+    class Slow(TrainCallback):  # keeps the run open for a few sampling intervals
+        def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
+            time.sleep(0.15)
+
+    shards = write_shards(tmp_path / "shards", 16, 2, size=(128, 96))
+    cfg = small_config(tmp_path, shards, steps=6, ckpt_every=100)
+    cfg.data.mixing, cfg.data.region_steps = "alternating", 1.5
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cb = MLflowCallback(uri, "alternating", artifact_location=str(tmp_path / "artifacts"), log_checkpoints=False)
+    result = train(cfg, [cb, Slow()])
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    hist = {k: client.get_metric_history(cb.run_id, k) for k in client.get_run(cb.run_id).data.metrics}
+    region_updates = [m.value for m in sorted(hist["region_updates"], key=lambda m: m.step)]
+    assert result.updates - result.step == sum(region_updates) >= 6  # 1 or 2 region updates before each step
+    for key in ("loss_itc", "loss", "lr", "grad_norm", "region_updates", "region/loss_bbox_giou", "region/loss"):
+        assert sorted(m.step for m in hist[key]) == [1, 2, 3, 4, 5, 6], key
+    # the logged region mean is the mean of the region updates' own losses (losses.jsonl has every update)
+    updates = [json.loads(ln) for ln in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
+    for m in hist["region/loss_bbox_giou"]:
+        # updates with step s - 1: the image-text update of step s - 1 (none for s = 1), then the region ones
+        region = [u["bbox_giou"] for u in updates if u["step"] == m.step - 1][1 if m.step > 1 else 0:]
+        assert m.value == pytest.approx(sum(region) / len(region), rel=1e-6), m.step
+    for i in (0, 1):
+        assert {m.value for m in hist[f"system/gpu_{i}_utilization_percentage"]} == {87.0}
+        assert {m.value for m in hist[f"system/gpu_{i}_memory_usage_percentage"]} == {37.5}
+        assert {m.value for m in hist[f"system/gpu_{i}_power_usage_percentage"]} == {50.0}
 
 
 def test_pruning_keeps_the_newest_and_the_milestones() -> None:

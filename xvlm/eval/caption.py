@@ -20,7 +20,7 @@ from torch import Tensor
 from xvlm.data.downstream.caption import CaptionImage, pre_caption
 from xvlm.eval.beam import beam_search
 from xvlm.eval.caption_metrics import caption_scores
-from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
+from xvlm.eval.finetune import FinetuneCallback, FinetuneResult, finetune
 from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.fsio import write_json
 from xvlm.models.decoders import XVLMForCaptioning
@@ -113,9 +113,7 @@ def finetune_caption(model: XVLM, train: Sequence[CaptionImage], val: Sequence[C
     tok = build_tokenizer()
     images = ImageCache(model.cfg)
     loader = Batches(train_pairs(train, cfg.max_words), cfg.batch_size, make_collate(images, tok, cfg), cfg.seed)
-    ft = FinetuneConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac,
-                        max_steps=cfg.max_steps, seed=cfg.seed,
-                        select="caption/CIDEr" if val else None)
+    ft = cfg.finetune_config("caption/CIDEr" if val else None)
     evaluate = (lambda m: evaluate_captions(m, val, cfg, images, use_java)[0]) if val else None
     loss = caption_loss_fn(len(prompt_ids(tok, cfg.prompt)), cfg.label_smoothing)
     result = finetune(cap, loss, loader, ft, evaluate=evaluate, callback=callback,

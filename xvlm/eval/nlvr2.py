@@ -11,7 +11,7 @@ from torch import Tensor
 
 from xvlm.data.downstream.caption import pre_caption
 from xvlm.data.downstream.nlvr2 import NLVR2Example
-from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
+from xvlm.eval.finetune import FinetuneCallback, FinetuneResult, finetune
 from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.models.nlvr import XVLMForNLVR2
 from xvlm.models.xvlm import XVLM
@@ -70,9 +70,7 @@ def finetune_nlvr2(model: XVLM, train: Sequence[NLVR2Example], dev: Sequence[NLV
     nlvr = XVLMForNLVR2(model, cfg.nlvr_design)  # type: ignore[arg-type]
     images = ImageCache(model.cfg)
     loader = Batches(train, cfg.batch_size, make_collate(images, build_tokenizer(), cfg), cfg.seed)
-    ft = FinetuneConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac,
-                        max_steps=cfg.max_steps, seed=cfg.seed,
-                        select="nlvr2_acc" if dev else None)
+    ft = cfg.finetune_config("nlvr2_acc" if dev else None)
     evaluate = (lambda m: evaluate_nlvr2(m, dev, cfg, images)[0]) if dev else None
     result = finetune(nlvr, nlvr2_loss, loader, ft, evaluate=evaluate, callback=callback,
                       lr_mults=lr_mults(cfg, nlvr.new_params), device=device)

@@ -20,6 +20,7 @@ from torch import Tensor
 from xvlm import progress
 from xvlm.data.downstream.images import eval_transform, load_rgb
 from xvlm.errors import BadInput, MissingInput
+from xvlm.eval.finetune import FinetuneConfig, world
 from xvlm.models.config import XVLMConfig
 
 
@@ -40,6 +41,8 @@ class TaskConfig:
     # cosine 0.9997) within 60 steps, as retrieval does under ITC (docs/evaluation.md).
     vision_lr_mult: float = 1.0
     seed: int = 0
+    precision: str = "fp32"  # "bf16" on GPUs: autocast forward, fp32 weights (``FinetuneConfig.precision``)
+    activation_checkpointing: tuple[str, ...] = ()  # towers among ("vision", "text", "cross")
     max_words: int = 30  # question / sentence / caption words kept (reference max_ques_words 30)
     max_tokens: int = 40
     # VQA
@@ -55,6 +58,13 @@ class TaskConfig:
 
     def to_params(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def finetune_config(self, select: str | None) -> FinetuneConfig:
+        """The loop's settings of this task (``xvlm.eval.finetune``)."""
+        return FinetuneConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                              warmup_frac=self.warmup_frac, max_steps=self.max_steps, seed=self.seed, select=select,
+                              precision=self.precision,  # type: ignore[arg-type]
+                              activation_checkpointing=tuple(self.activation_checkpointing))
 
 
 def lr_mults(cfg: TaskConfig, new_params: Sequence[str]) -> dict[str, float]:
@@ -91,20 +101,26 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> tuple[Ten
 
 
 class Batches:
-    """A sized, reshuffled-every-epoch iterable of collated batches (what ``finetune`` expects)."""
+    """A sized, reshuffled-every-epoch iterable of collated batches (what ``finetune`` expects).
+
+    Under torchrun every rank shuffles the whole list with the same seed and takes every ``world_size``-th
+    item from its rank on (the tail that does not divide is left out), so the ranks see disjoint shards of
+    equal size, a new split every epoch (``DistributedSampler``'s rule)."""
 
     def __init__(self, items: Sequence[Any], batch_size: int, collate: Any, seed: int = 0) -> None:
         if not items:
             raise BadInput("no training items")
         self.items, self.batch_size, self.collate = list(items), batch_size, collate
         self.rng = random.Random(seed)
+        self.rank, self.world_size = world()
 
     def __len__(self) -> int:
-        return -(-len(self.items) // self.batch_size)
+        return -(-(len(self.items) // self.world_size) // self.batch_size)
 
     def __iter__(self) -> Iterator[Any]:
         order = list(range(len(self.items)))
         self.rng.shuffle(order)
+        order = order[self.rank : len(order) // self.world_size * self.world_size : self.world_size]
         for i in range(0, len(order), self.batch_size):
             yield self.collate([self.items[j] for j in order[i : i + self.batch_size]])
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from xvlm.data.downstream.vqa import VG_ANSWER_WEIGHT, VQAExample, pre_question
 from xvlm.errors import BadInput
-from xvlm.eval.finetune import FinetuneCallback, FinetuneConfig, FinetuneResult, finetune
+from xvlm.eval.finetune import FinetuneCallback, FinetuneResult, finetune
 from xvlm.eval.vl_common import Batches, ImageCache, TaskConfig, chunks, lr_mults, tokenize
 from xvlm.eval.vqa_metric import answer_targets, vqa_accuracy
 from xvlm.fsio import write_json
@@ -124,9 +124,7 @@ def finetune_vqa(model: XVLM, train: Sequence[VQAExample], val: Sequence[VQAExam
     images = ImageCache(model.cfg)
     loader = Batches(train_items(train, cfg.max_words), cfg.batch_size,
                      make_collate(images, build_tokenizer(), cfg.max_tokens), cfg.seed)
-    ft = FinetuneConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac,
-                        max_steps=cfg.max_steps, seed=cfg.seed,
-                        select="vqa_acc" if val else None)
+    ft = cfg.finetune_config("vqa_acc" if val else None)
     evaluate = (lambda m: evaluate_vqa(m, val, answer_list, cfg, images)[0]) if val else None
     result = finetune(vqa, vqa_loss, loader, ft, evaluate=evaluate, callback=callback,
                       lr_mults=lr_mults(cfg, vqa.new_params), device=device)

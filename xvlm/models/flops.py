@@ -1,14 +1,21 @@
-"""Forward + backward FLOPs of one pre-training step, per text sample, for MFU accounting.
+"""Forward + backward FLOPs of one pre-training step, per text sample, for MFU accounting; and the
+activation memory it keeps for the backward, with and without activation checkpointing.
 
 Counted with ``torch.utils.flop_counter.FlopCounterMode`` on the *meta* device, so even ``xvlm-base``
 costs no memory and no real compute. The step runs the same feature paths as ``objective.pretrain_losses`` on a synthetic batch of the given
 shape (bbox path included for ``region_fraction`` of the texts).
 The counter counts matmul-like ops (linear, bmm, conv, attention) as 2 FLOPs per multiply-add; element-wise
 ops are ignored, as usual for MFU.
+
+``activation_bytes`` counts, on the meta device too, the bytes autograd saves for the backward (the tensors
+its saved-tensor hooks see, parameters and their views excluded, each storage once): the activation memory
+of a step at its peak, before the backward frees it. Optimizer state, weights and gradients come on top
+(weights x 16 bytes for fp32 AdamW).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -81,3 +88,29 @@ def flops_per_sample(cfg: XVLMConfig, shape: BatchShape | None = None) -> float:
     """Forward + backward FLOPs per text sample of a pre-training step with this batch shape."""
     shape = shape or BatchShape()
     return step_flops(cfg, shape)["total"] / shape.num_texts
+
+
+def activation_bytes(cfg: XVLMConfig, shape: BatchShape, checkpointing: Iterable[str] = (),
+                     dtype: torch.dtype = torch.float32, device: str = "meta") -> int:
+    """Bytes saved for the backward by one pre-training step (``_step``) of a fresh model, with activation
+    checkpointing on the named towers (``XVLM.set_grad_checkpointing``). ``dtype`` bfloat16 runs the step
+    under autocast, as ``precision="bf16"`` does (the backward-saved copies are then mostly bf16)."""
+    dev = torch.device(device)
+    with dev:
+        model = XVLM(cfg)
+    model.train()
+    model.set_grad_checkpointing(checkpointing)
+    params = {id(p) for p in model.parameters()}
+    seen: dict[tuple[int, int], int] = {}  # (storage id or data pointer, offset) -> bytes
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        base = t._base if t._base is not None else t
+        if id(base) not in params and id(t) not in params:
+            key = (id(base) if t.device.type == "meta" else base.untyped_storage().data_ptr(), 0)
+            seen[key] = max(seen.get(key, 0), base.numel() * base.element_size())
+        return t
+
+    autocast = torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
+        _step(model, shape, dev)
+    return sum(seen.values())

@@ -15,15 +15,20 @@ so a BERT checkpoint maps by one rule (``xvlm.models.weights.bert_key_to_ours``)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.swin_transformer import SwinTransformer
 from torch import Tensor, nn
 
+from xvlm.errors import BadInput
 from xvlm.models.config import TextConfig, VisionConfig, XVLMConfig
+
+CHECKPOINTABLE = ("vision", "text", "cross")  # towers ``XVLM.set_grad_checkpointing`` can checkpoint
 
 # --------------------------------------------------------------------------------------------------------
 # Vision encoder
@@ -193,12 +198,13 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.embeddings = BertEmbeddings(cfg)
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_text_layers))
+        self.grad_checkpointing = False
 
     def forward(self, ids: Tensor, atts: Tensor) -> Tensor:
         x = self.embeddings(ids)
         mask = additive_mask(atts, x.dtype)
         for layer in self.layer:
-            x = layer(x, mask)
+            x = run_layer(layer, self.grad_checkpointing, x, mask)
         return x
 
 
@@ -209,13 +215,23 @@ class CrossEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(cfg, cross_width=vision_width)
                                    for _ in range(cfg.num_cross_layers))
+        self.grad_checkpointing = False
 
     def forward(self, text: Tensor, text_atts: Tensor, vision: Tensor, vision_atts: Tensor) -> Tensor:
         mask, vmask = additive_mask(text_atts, text.dtype), additive_mask(vision_atts, text.dtype)
         x = text
         for layer in self.layer:
-            x = layer(x, mask, vision, vmask)
+            x = run_layer(layer, self.grad_checkpointing, x, mask, vision, vmask)
         return x
+
+
+def run_layer(layer: nn.Module, checkpointed: bool, *args: Tensor) -> Tensor:
+    """One layer, optionally under activation checkpointing: only its inputs are kept for the backward, which
+    runs the layer's forward again. Non-reentrant ``torch.utils.checkpoint`` restores the RNG state for the
+    recomputation, so dropout draws the same masks and the gradients equal the plain ones."""
+    if checkpointed and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False)
+    return layer(*args)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -367,6 +383,10 @@ class XVLM(nn.Module):
             if name != "vision_encoder":  # timm initialises Swin itself
                 module.apply(lambda m: self._init_bert_style(m, std))
 
+    def set_grad_checkpointing(self, towers: Iterable[str] = CHECKPOINTABLE) -> None:
+        """Activation checkpointing for the named towers (``set_grad_checkpointing`` below)."""
+        set_grad_checkpointing(self, towers)
+
     @staticmethod
     def _init_bert_style(m: nn.Module, std: float = BERT_INIT_STD) -> None:
         """BERT's init (normal ``std``, zero bias, unit LayerNorm); weights from checkpoints overwrite it."""
@@ -422,6 +442,27 @@ class XVLM(nn.Module):
         with torch.no_grad():
             self.temp.clamp_(self.cfg.temp_min, self.cfg.temp_max)
         return self.temp
+
+
+def set_grad_checkpointing(model: nn.Module, towers: Iterable[str]) -> None:
+    """Activation checkpointing for the named towers of ``model`` (an ``XVLM`` or a task model holding its
+    ``vision_encoder`` / ``text_encoder`` / ``cross_encoder``), off for the others: ``vision`` through timm's
+    own per-stage switch, ``text`` / ``cross`` per BERT layer (``run_layer``). Saved activations drop to each
+    layer's input, at the cost of a second forward of those layers in the backward (docs/training.md,
+    "Activation checkpointing"); the maths is unchanged."""
+    towers = set(towers)
+    if bad := sorted(towers - set(CHECKPOINTABLE)):
+        raise BadInput(f"activation_checkpointing: unknown towers {bad}; choose from {list(CHECKPOINTABLE)}")
+    for name, switch in (("vision", "vision_encoder"), ("text", "text_encoder"), ("cross", "cross_encoder")):
+        tower = getattr(model, switch, None)
+        if tower is None:
+            if name in towers:
+                raise BadInput(f"activation_checkpointing: {type(model).__name__} has no {switch}")
+            continue
+        if isinstance(tower, SwinTransformer):
+            tower.set_grad_checkpointing(name in towers)
+        else:
+            tower.grad_checkpointing = name in towers
 
 
 def build_model(cfg: XVLMConfig | str) -> XVLM:

@@ -59,6 +59,8 @@ class FinetuneOptions:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"  # auto: the first CUDA device when there is one, else the CPU
+    precision: str = "fp32"  # "bf16" on GPUs (the 4m / 16m presets): autocast forward, fp32 weights
+    activation_checkpointing: tuple[str, ...] = ()  # towers among ("vision", "text", "cross")
 
 
 @dataclass

@@ -32,7 +32,7 @@ from xvlm.data.downstream.retrieval import RetrievalSplit, read_albef
 from xvlm.errors import BadInput, MissingInput
 from xvlm.eval.batches import GroundingTrainSet, RetrievalTrainSet, grounding_collate, retrieval_collate
 from xvlm.eval.checkpoint import LoadedCheckpoint, load_checkpoint, save_eval_checkpoint
-from xvlm.eval.finetune import FinetuneConfig, finetune, resolve_device
+from xvlm.eval.finetune import FinetuneConfig, finetune, resolve_device, shard_sampler
 from xvlm.eval.grounding import evaluate_grounding, grounding_losses
 from xvlm.eval.retrieval import RetrievalEvalConfig, evaluate_retrieval, retrieval_losses
 from xvlm.pipeline.config import DEFAULT_K, RG_TASKS, FinetuneOptions
@@ -91,7 +91,8 @@ def _load(checkpoint: str, model: str | None, image_size: int | None) -> LoadedC
 
 
 def _finetune_config(opt: FinetuneOptions, select: str) -> FinetuneConfig:
-    return FinetuneConfig(epochs=opt.epochs, lr=opt.lr, max_steps=opt.max_steps, select=select, seed=opt.seed)
+    return FinetuneConfig(epochs=opt.epochs, lr=opt.lr, max_steps=opt.max_steps, select=select, seed=opt.seed,
+                          precision=opt.precision, activation_checkpointing=tuple(opt.activation_checkpointing))
 
 
 # ------------------------------------------------------------------------------------- fine-tunes
@@ -109,10 +110,11 @@ def finetune_retrieval(checkpoint: str, raw_root: str, out: str, dataset: str = 
     train, val, test = (retrieval_split(raw_root, dataset, s) for s in ("train", "val", "test"))
     ecfg = RetrievalEvalConfig(k=k, num_workers=opt.num_workers)
     tags = lineage(source or checkpoint, ckpt, pretrain_run_id)
-    loader = DataLoader(RetrievalTrainSet(train, net.cfg, augment=opt.augment, cache=not opt.augment),
-                        batch_size=opt.batch_size, shuffle=True, drop_last=len(train.texts) > opt.batch_size,
-                        collate_fn=retrieval_collate(tok), num_workers=opt.num_workers,
-                        generator=torch.Generator().manual_seed(opt.seed))
+    data = RetrievalTrainSet(train, net.cfg, augment=opt.augment, cache=not opt.augment)
+    sampler = shard_sampler(data, opt.seed)  # torchrun: this rank's shard
+    loader = DataLoader(data, batch_size=opt.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(train.texts) > opt.batch_size, collate_fn=retrieval_collate(tok),
+                        num_workers=opt.num_workers, generator=torch.Generator().manual_seed(opt.seed))
     with tracking.start_run(experiment, Path(out), f"finetune-retrieval-{dataset}", tags,
                             {**dataclasses.asdict(opt), "dataset": dataset, "k": k, "model": net.cfg.name}) as run_id:
         tracking.log_dict(net.cfg.to_dict(), "model_config.json")
@@ -148,9 +150,11 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
     train, val = grounding_split(raw_root, "train"), grounding_split(raw_root, "val")
     tests = [grounding_split(raw_root, s) for s in ("testA", "testB")]
     tags = lineage(source or checkpoint, ckpt, pretrain_run_id)
-    loader = DataLoader(GroundingTrainSet(train, net.cfg, augment=opt.augment, seed=opt.seed),
-                        batch_size=opt.batch_size, shuffle=True, drop_last=len(train.samples) > opt.batch_size,
-                        collate_fn=grounding_collate(tok), generator=torch.Generator().manual_seed(opt.seed))
+    data = GroundingTrainSet(train, net.cfg, augment=opt.augment, seed=opt.seed)
+    sampler = shard_sampler(data, opt.seed)
+    loader = DataLoader(data, batch_size=opt.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(train.samples) > opt.batch_size, collate_fn=grounding_collate(tok),
+                        generator=torch.Generator().manual_seed(opt.seed))
     with tracking.start_run(experiment, Path(out), "finetune-grounding", tags,
                             {**dataclasses.asdict(opt), "model": net.cfg.name}) as run_id:
         result = finetune(net, grounding_losses, loader, _finetune_config(opt, "acc_iou50"),

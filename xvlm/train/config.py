@@ -53,6 +53,9 @@ class PretrainConfig:
     steps: int = 200_000
     grad_accum: int = 1  # micro-batches per optimizer step
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast for the forward; master weights fp32
+    # Towers whose layers recompute their activations in the backward, among ("vision", "text", "cross"):
+    # less memory for a second forward of those layers (docs/training.md, "Activation checkpointing").
+    activation_checkpointing: tuple[str, ...] = ()
     device: str = "auto"  # auto | cpu | cuda
     parallel: Literal["ddp", "fsdp"] = "ddp"  # when launched by torchrun with WORLD_SIZE > 1
     # Every collective fails after this many seconds instead of hanging on a crashed or stuck rank; must
@@ -63,7 +66,7 @@ class PretrainConfig:
     ckpt_every: int = 5000
     keep_last: int = 2  # newest checkpoints kept, locally and in MLflow (older ones are deleted from both)
     keep_every: int = 0  # milestones: checkpoints at multiples of this step are kept as well (0: none)
-    log_every: int = 1
+    log_every: int = 1  # steps between metric points (region updates are folded into the next step's)
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     tags: dict[str, str] = field(default_factory=dict)  # e.g. recipe_hash, manifest_hash (flow-supplied)
     stop_after: int | None = None  # stop (with a checkpoint) after this step, keeping the schedule of `steps`

@@ -73,10 +73,12 @@ def replicated_params(model: nn.Module) -> list[nn.Parameter]:
 
 
 def wrap_model(model: nn.Module, info: DistInfo, parallel: str = "ddp",
-               min_unit_params: int = 1_000_000) -> nn.Module:
+               min_unit_params: int = 1_000_000, find_unused: bool = False) -> nn.Module:
     """DDP (default) or FSDP2 ``fully_shard`` per tower (a child of the wrapped model with at least
     ``min_unit_params`` parameters gets its own unit, so only one tower is gathered at a time), for models
-    too big to replicate. Scalar parameters are left out of sharding (see ``replicated_params``)."""
+    too big to replicate. Scalar parameters are left out of sharding (see ``replicated_params``).
+    ``find_unused``: DDP's search for parameters without a gradient this step (the fine-tunes: a task never
+    uses some of the pre-trained heads); pre-training needs none, its losses touch every parameter."""
     if info.world_size == 1:
         return model
     if parallel == "fsdp":
@@ -89,7 +91,7 @@ def wrap_model(model: nn.Module, info: DistInfo, parallel: str = "ddp",
                 fully_shard(child, ignored_params=ignored & set(child.parameters()))
         return fully_shard(model, ignored_params=ignored)
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
 def all_reduce_grads(params: list[nn.Parameter], world_size: int) -> None:

@@ -197,6 +197,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)  # identical init on every rank
         model, self.load_reports = start_model(cfg)
+        model.set_grad_checkpointing(cfg.activation_checkpointing)
         self.model = model.to(self.dist.device)
         # wrap before building the optimizer: FSDP replaces parameters with sharded ones
         self.ddp_model = wrap_model(LossModule(self.model), self.dist, cfg.parallel)
@@ -380,6 +381,7 @@ class Trainer:
         end = min(cfg.steps, cfg.stop_after) if cfg.stop_after is not None else cfg.steps
         t0, s0 = time.perf_counter(), self.samples
         self.model.train()
+        region: list[dict[str, float]] = []  # region updates since the last reported step
         while self.step < end:
             metrics = self.train_step(batches)
             record = {"step": self.step, "update": self.updates,
@@ -388,10 +390,15 @@ class Trainer:
             if self.dist.is_main:
                 with open(loss_log, "a") as f:
                     f.write(json.dumps(record) + "\n")
-                if self.updates % cfg.log_every == 0:
-                    for cb in self.callbacks:
-                        cb.on_step_end(self.step, metrics)
-            if metrics["region_update"] == 0.0 and self.step % cfg.ckpt_every == 0:
+            if metrics["region_update"] == 1.0:
+                region.append(metrics)
+                continue
+            if self.dist.is_main and self.step % cfg.log_every == 0:
+                point = step_point(metrics, region if cfg.data.mixing == "alternating" else None)
+                region = []
+                for cb in self.callbacks:
+                    cb.on_step_end(self.step, point)
+            if self.step % cfg.ckpt_every == 0:
                 self.save()
         if self.saved_step != self.step:  # the same decision on every rank: save() is collective
             self.save()
@@ -401,6 +408,25 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(result)
         return result
+
+
+def step_point(metrics: dict[str, float], region: Sequence[dict[str, float]] | None) -> dict[str, float]:
+    """One metric point per step: the image-text update's metrics and, in alternating mode (``region`` not
+    None), the mean of the region updates since the last reported step under ``region/`` and their count
+    as ``region_updates``.
+
+    In alternating mode region updates do not advance ``step`` (module docstring); logged as points of their
+    own they would repeat the step number of the update before them, and MLflow would show two values
+    of ``loss_bbox`` at one step.
+    """
+    point = {k: v for k, v in metrics.items() if k != "region_update"}
+    if region is None:
+        return point
+    point["region_updates"] = float(len(region))
+    for key in region[0] if region else ():
+        if key not in ("region_update", "update"):
+            point[f"region/{key}"] = sum(m[key] for m in region) / len(region)
+    return point
 
 
 def _truncate_log(path: Path, updates: int) -> None:
@@ -414,7 +440,7 @@ def _truncate_log(path: Path, updates: int) -> None:
 class ProgressCallback(TrainCallback):
     """Training steps on the current :mod:`xvlm.progress` reporter, with loss and samples/s.
 
-    Updated every ``log_every`` updates (when the metrics are reported), so it costs nothing extra per step.
+    Updated every ``log_every`` steps (when the metrics are reported), so it costs nothing extra per step.
     """
 
     def __init__(self) -> None:
