@@ -32,6 +32,10 @@ else
     # (the filter drops pip's notes about optional local wheel folders that this machine lacks)
     "$target/bin/pip" install --quiet --disable-pip-version-check $TORCH_PINS -e ".[$EXTRAS]" setuptools wheel \
       2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    # img2dataset requires the Python 3.6 backport `dataclasses`, whose dataclasses.py in site-packages
+    # shadows the standard library's in Prefect's server process (pydantic then fails on
+    # `dataclass(slots=True)`): Python 3.11 has its own, so the backport goes.
+    "$target/bin/pip" uninstall --quiet --yes dataclasses 2>/dev/null || true
     touch "$target/$stamp_name"
     echo "env: built in $(( $(date +%s) - start )) s, $(du -sh "$target" | cut -f1)"
   else
