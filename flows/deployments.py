@@ -7,8 +7,13 @@
 Outputs of served runs go under ``$XVLM_SERVE_HOME/runs/<deployment>``. The 4m / 16m deployments
 read the raw annotation files from ``$XVLM_RAW_ROOT`` (or a ``raw_root`` parameter given at run time),
 the starting weights (BERT-base, Swin-B) from ``$XVLM_WEIGHTS`` (or ``weights_root``), and use
-``$XVLM_GPUS`` processes (default 8). Every run checks its start before any stage (the flow's first step,
-the same ``check_run`` as ``xvlm pretrain --check``); ``-p check=true`` runs only that check.
+``$XVLM_GPUS`` processes per node (default 8). Every run checks its start before any stage (the flow's first
+step, the same ``check_run`` as ``xvlm pretrain --check``); ``-p check=true`` runs only that check.
+
+On several nodes the deployment run is the head (node 0): ``$XVLM_NNODES``, ``$XVLM_RDZV_ENDPOINT`` (node 0's
+``HOST:PORT``) and ``$XVLM_RDZV_ID`` (or ``-p nnodes=4 -p rdzv_endpoint=...`` at run time) go to the flow, and
+every other node runs ``xvlm pretrain --preset P --work-dir SHARED --nnodes N --node-rank K
+--rdzv-endpoint HOST:PORT --rdzv-id ID`` (docs/training.md, "Multi-node runs").
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ def deployments(home: Path) -> list[RunnerDeployment]:
     raw = os.environ.get("XVLM_RAW_ROOT")  # where the downloaded annotation files are (4m / 16m)
     gpus = int(os.environ.get("XVLM_GPUS", "8"))
     weights = os.environ.get("XVLM_WEIGHTS")  # bert-base-uncased/ + swin_base_patch4_window7_224_22k.pth
+    cluster = {"nnodes": int(os.environ.get("XVLM_NNODES", "1")), "node_rank": 0,
+               "rdzv_endpoint": os.environ.get("XVLM_RDZV_ENDPOINT"), "rdzv_id": os.environ.get("XVLM_RDZV_ID")}
     return [
         pretrain.to_deployment(
             "pretrain-demo", parameters={"preset": "demo", "work_dir": str(runs / "pretrain-demo")},
@@ -36,13 +43,13 @@ def deployments(home: Path) -> list[RunnerDeployment]:
         pretrain.to_deployment(
             "pretrain-4m", parameters={"preset": "4m", "work_dir": str(runs / "pretrain-4m"),
                                        "raw_root": raw, "devices": gpus,
-                                       "weights_root": weights},
+                                       "weights_root": weights, **cluster},
             description="COCO + VG + SBU + CC3M, base model, the paper's recipe, all GPUs via torchrun.",
             tags=["4m"]),
         pretrain.to_deployment(
             "pretrain-16m", parameters={"preset": "16m", "work_dir": str(runs / "pretrain-16m"),
                                         "raw_root": raw, "devices": gpus,
-                                        "weights_root": weights},
+                                        "weights_root": weights, **cluster},
             description="4M + CC12M + Objects365 + OpenImages, base model, all GPUs via torchrun.",
             tags=["16m"]),
     ]

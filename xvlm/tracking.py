@@ -95,12 +95,22 @@ def log_shards_run(exp_id: str, build_dir: Path, lake_root: Path, totals: dict[s
 
 
 # ------------------------------------------------------------------------------------- evaluation runs
+def is_writer() -> bool:
+    """Only global rank 0 writes to MLflow. A fine-tune under torchrun (``xvlm.pipeline.finetune_launch``)
+    runs the same task function on every rank; on the others the calls below do nothing."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextlib.contextmanager
 def start_run(experiment: str, work_dir: Path, name: str, tags: dict[str, str],
-              params: dict[str, Any]) -> Iterator[str]:
-    """One evaluation run (yields its id): ``tags`` plus ``stage`` = ``name`` unless given, ``params``
-    as strings. ``experiment_id`` on the run, not ``mlflow.set_experiment``: that is process-global, and a
-    pre-training run resumed later in the same process must not find another active experiment."""
+              params: dict[str, Any]) -> Iterator[str | None]:
+    """One evaluation run (yields its id; None off rank 0): ``tags`` plus ``stage`` = ``name`` unless given,
+    ``params`` as strings. ``experiment_id`` on the run, not ``mlflow.set_experiment``: that is
+    process-global, and a pre-training run resumed later in the same process must not find another active
+    experiment."""
+    if not is_writer():
+        yield None
+        return
     with mlflow.start_run(experiment_id=experiment_id(experiment, work_dir), run_name=name) as run:
         mlflow.set_tags({"stage": name, **tags})
         mlflow.log_params({k: str(v) for k, v in params.items()})
@@ -108,15 +118,18 @@ def start_run(experiment: str, work_dir: Path, name: str, tags: dict[str, str],
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    mlflow.log_metrics(metrics, step=step)
+    if is_writer():
+        mlflow.log_metrics(metrics, step=step)
 
 
 def log_dict(d: dict[str, Any], artifact_file: str) -> None:
-    mlflow.log_dict(d, artifact_file)
+    if is_writer():
+        mlflow.log_dict(d, artifact_file)
 
 
 def log_artifact(path: Path | str, artifact_path: str | None = None) -> None:
-    mlflow.log_artifact(str(path), artifact_path)
+    if is_writer():
+        mlflow.log_artifact(str(path), artifact_path)
 
 
 def log_figures(figs: dict[str, Any], folder: str = "figures") -> None:
@@ -124,7 +137,8 @@ def log_figures(figs: dict[str, Any], folder: str = "figures") -> None:
     import matplotlib.pyplot as plt
 
     for name, fig in figs.items():
-        mlflow.log_figure(fig, f"{folder}/{name}")
+        if is_writer():
+            mlflow.log_figure(fig, f"{folder}/{name}")
         plt.close(fig)
 
 

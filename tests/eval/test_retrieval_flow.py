@@ -72,6 +72,32 @@ def test_downstream_stage_runs_are_linked_to_the_pretraining_run(
     assert run.data.metrics["val/acc_iou50"] == pytest.approx(result["grounding"]["metrics"]["val/acc_iou50"])
 
 
+@pytest.mark.timeout(600)
+def test_grounding_finetune_on_two_processes_through_torchrun(tmp_path_factory: pytest.TempPathFactory,
+                                                              tracking: Path) -> None:
+    """``devices=2``: the fine-tune relaunches itself under torchrun (gloo on CPU); rank 0 alone writes the
+    MLflow run and the checkpoint, the other rank's scratch folder is gone, the head returns rank 0's result."""
+    from xvlm.eval.checkpoint import load_checkpoint
+    from xvlm.pipeline.config import FinetuneOptions
+    from xvlm.pipeline.retrieval_grounding import finetune_grounding
+
+    raw = sample_corpus(tmp_path_factory)
+    out = tracking / "ddp"
+    torch.manual_seed(0)
+    ckpt = tracking / "ddp-start.pt"
+    torch.save({"model": build_model("xvlm-debug").state_dict(), "config": {"model": "xvlm-debug"},
+                "train_state": {"step": 7}}, ckpt)
+    opts = FinetuneOptions(epochs=1, max_steps=2, batch_size=4, image_size=None, lr=1e-4, augment=False,
+                           devices=2, device="cpu")
+    result = finetune_grounding(str(ckpt), str(raw), str(out), options=opts, experiment="ddp-finetune")
+    runs = mlflow.search_runs(experiment_names=["ddp-finetune"], output_format="list")
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("finetune-grounding", "FINISHED")]
+    assert runs[0].info.run_id == result["run_id"] and runs[0].data.params["devices"] == "2"
+    assert {"val/acc_iou50", "testA/acc_iou50", "train/bbox_l1"} <= set(runs[0].data.metrics)
+    assert load_checkpoint(result["checkpoint"]).model.cfg.name == "xvlm-debug"
+    assert not list(out.glob(".rank-*")) and (out / "finetune-grounding.json").is_file()
+
+
 def test_resolve_device_prefers_cuda_only_when_present(monkeypatch) -> None:
     """The evaluation flows default to ``auto``: a GPU when there is one (base-model fine-tunes), else CPU."""
     import torch
@@ -81,5 +107,7 @@ def test_resolve_device_prefers_cuda_only_when_present(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    monkeypatch.setenv("LOCAL_RANK", "3")  # under torchrun: this rank's GPU
+    assert resolve_device("auto") == torch.device("cuda", 3)
     assert resolve_device("cpu") == torch.device("cpu")

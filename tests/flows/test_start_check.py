@@ -111,9 +111,13 @@ def test_the_4m_and_16m_deployments_pass_the_weights_root(tmp_path: Path, monkey
     from flows.deployments import deployments
 
     monkeypatch.setenv("XVLM_WEIGHTS", "/models/xvlm")
+    monkeypatch.setenv("XVLM_NNODES", "3")
+    monkeypatch.setenv("XVLM_RDZV_ENDPOINT", "head.cluster:29400")
     by_name = {d.name: d for d in deployments(tmp_path)}
     for name in ("pretrain-4m", "pretrain-16m"):
-        assert by_name[name].parameters["weights_root"] == "/models/xvlm"
+        params = by_name[name].parameters
+        assert params["weights_root"] == "/models/xvlm"
+        assert (params["nnodes"], params["node_rank"], params["rdzv_endpoint"]) == (3, 0, "head.cluster:29400")
     assert {"check", "weights_root"} <= set(by_name["pretrain-16m"]._parameter_openapi_schema.properties)
 
 

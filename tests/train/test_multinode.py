@@ -39,7 +39,7 @@ def test_launch_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         Launch(nnodes=2, node_rank=2, rdzv_endpoint="h:1")
     assert not Launch().external and Launch(nnodes=2, node_rank=1, rdzv_endpoint="h:1").is_head is False
 
-    monkeypatch.setattr(launch_mod, "_run", lambda argv: pytest.fail(f"relaunched: {argv}"))
+    monkeypatch.setattr(launch_mod, "run_json", lambda argv: pytest.fail(f"relaunched: {argv}"))
     calls: list[tuple[str, list]] = []
 
     def fake_train(cfg, callbacks=()):

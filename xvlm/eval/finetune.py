@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -92,9 +93,12 @@ def linear_warmup_decay(step: int, total: int, warmup_frac: float) -> float:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when there is a GPU: the 4m/16m presets fine-tune the base model, not a CPU job."""
+    """``auto`` picks CUDA when there is a GPU (the 4m/16m presets fine-tune the base model, not a CPU job):
+    under torchrun this rank's GPU, ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
     return torch.device(name)
 
 

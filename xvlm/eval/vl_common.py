@@ -43,6 +43,7 @@ class TaskConfig:
     seed: int = 0
     precision: str = "fp32"  # "bf16" on GPUs: autocast forward, fp32 weights (``FinetuneConfig.precision``)
     activation_checkpointing: tuple[str, ...] = ()  # towers among ("vision", "text", "cross")
+    devices: int = 1  # processes (GPUs); > 1: DDP under torchrun (xvlm.pipeline.finetune_launch)
     max_words: int = 30  # question / sentence / caption words kept (reference max_ques_words 30)
     max_tokens: int = 40
     # VQA

@@ -61,6 +61,7 @@ class FinetuneOptions:
     device: str = "auto"  # auto: the first CUDA device when there is one, else the CPU
     precision: str = "fp32"  # "bf16" on GPUs (the 4m / 16m presets): autocast forward, fp32 weights
     activation_checkpointing: tuple[str, ...] = ()  # towers among ("vision", "text", "cross")
+    devices: int = 1  # processes (GPUs) per fine-tune; > 1: DDP under torchrun (xvlm.pipeline.finetune_launch)
 
 
 @dataclass

@@ -91,7 +91,16 @@ class Launch:
 
 def torchrun_argv(launch: Launch, cfg_path: str | Path, experiment: str, tracking_uri: str | None,
                   ) -> list[str]:
-    """The torchrun command line of this node (``--standalone`` on one node, c10d on several)."""
+    """The torchrun command line of this node's pre-training (``xvlm.train``)."""
+    argv = [*torchrun_prefix(launch), "-m", "xvlm.train", "--config", str(cfg_path), "--experiment", experiment]
+    if tracking_uri:
+        argv += ["--mlflow", tracking_uri]
+    return argv
+
+
+def torchrun_prefix(launch: Launch) -> list[str]:
+    """``torchrun`` and its layout options (``--standalone`` on one node, c10d on several); the module to run
+    follows (``xvlm.train``, ``xvlm.pipeline.finetune_launch``)."""
     exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     argv = [exe, f"--nproc-per-node={launch.devices}"]
     if launch.nnodes == 1:
@@ -100,9 +109,6 @@ def torchrun_argv(launch: Launch, cfg_path: str | Path, experiment: str, trackin
         argv += [f"--nnodes={launch.nnodes}", f"--node-rank={launch.node_rank}", "--rdzv-backend=c10d",
                  f"--rdzv-endpoint={launch.rdzv_endpoint}", f"--rdzv-id={launch.job_id}",
                  f"--rdzv-conf=is_host={int(launch.node_rank == 0)}", "--max-restarts=0"]
-    argv += ["-m", "xvlm.train", "--config", str(cfg_path), "--experiment", experiment]
-    if tracking_uri:
-        argv += ["--mlflow", tracking_uri]
     return argv
 
 
@@ -132,7 +138,7 @@ def torchrun(cfg: PretrainConfig, launch: Launch, tracking_uri: str | None, expe
     out = Path(cfg.out_dir)
     cfg_path = fsio.write_text(out / "config.json", cfg.to_json())
     with announced(cfg, launch, experiment, tracking_uri):
-        result = _run(torchrun_argv(launch, cfg_path, experiment, tracking_uri))
+        result = run_json(torchrun_argv(launch, cfg_path, experiment, tracking_uri))
     latest = ckpt.latest_checkpoint(out / "checkpoints")
     result["checkpoint"] = str(latest) if latest else None
     run_id_file = out / "mlflow_run_id"
@@ -163,10 +169,14 @@ def follow(out_dir: str | Path, launch: Launch) -> dict[str, Any]:
         result = train(cfg)
         return {"step": result.step, "updates": result.updates, "checkpoint": None}
     cfg_path = fsio.write_text(Path(out_dir) / f"config-node{launch.node_rank}.json", cfg.to_json())
-    return _run(torchrun_argv(launch, cfg_path, head["experiment"], head["tracking_uri"]))
+    result = run_json(torchrun_argv(launch, cfg_path, head["experiment"], head["tracking_uri"]))
+    latest = ckpt.latest_checkpoint(Path(cfg.out_dir) / "checkpoints")  # rank 0 may sit on any node
+    result["checkpoint"] = str(latest) if latest else None
+    return result
 
 
-def _run(argv: list[str]) -> dict[str, Any]:
+def run_json(argv: list[str]) -> dict[str, Any]:
+    """Run ``argv`` (a torchrun) from the repository root; its last stdout line is the JSON result."""
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"torchrun exited with {proc.returncode}:\n{proc.stderr[-4000:]}")

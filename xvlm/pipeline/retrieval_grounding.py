@@ -37,6 +37,7 @@ from xvlm.eval.grounding import evaluate_grounding, grounding_losses
 from xvlm.eval.retrieval import RetrievalEvalConfig, evaluate_retrieval, retrieval_losses
 from xvlm.pipeline.config import DEFAULT_K, RG_TASKS, FinetuneOptions
 from xvlm.pipeline.figures import grounding_figure, retrieval_figures
+from xvlm.pipeline.finetune_launch import relaunch
 from xvlm.tokenizer import build_tokenizer
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def finetune_retrieval(checkpoint: str, raw_root: str, out: str, dataset: str = 
     """Fine-tune ITC + ITM on ``dataset`` train, select on val ``r_mean``, report test once.
     ``source``: what the user named (an MLflow URI) when ``checkpoint`` is its downloaded copy."""
     opt = options or FinetuneOptions()
+    if (ranks := relaunch("retrieval", {**locals(), "options": opt}, opt.devices)) is not None:
+        return ranks
     dev = resolve_device(opt.device)
     torch.manual_seed(opt.seed)
     ckpt = _load(checkpoint, model, opt.image_size)
@@ -143,6 +146,8 @@ def finetune_grounding(checkpoint: str, raw_root: str, out: str, model: str | No
                        experiment: str = EXPERIMENT, source: str | None = None) -> dict[str, Any]:
     """Fine-tune the bbox head (L1 + GIoU) on RefCOCO+ train, select on val, report val/testA/testB."""
     opt = options or FinetuneOptions()
+    if (ranks := relaunch("grounding", {**locals(), "options": opt}, opt.devices)) is not None:
+        return ranks
     dev = resolve_device(opt.device)
     torch.manual_seed(opt.seed)
     ckpt = _load(checkpoint, model, opt.image_size)

@@ -25,6 +25,7 @@ from xvlm.eval.finetune import resolve_device
 from xvlm.eval.vl_common import TaskConfig
 from xvlm.pipeline.config import DownstreamConfig
 from xvlm.pipeline.figures import panel_png
+from xvlm.pipeline.finetune_launch import relaunch
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "xvlm-finetune"
@@ -62,6 +63,8 @@ def finetune_vqa(data_root: str, out: str, checkpoint: str | None = None, pretra
                  model: str = "xvlm-debug", image_size: int | None = None, config: dict[str, Any] | None = None,
                  examples: int = 6) -> dict[str, Any]:
     """VQA v2: train on train2014, select on val2014, accuracy on val, server JSON for test2015."""
+    if (ranks := relaunch("vqa", locals(), task_config("vqa", config).devices)) is not None:
+        return ranks
     from xvlm.data.downstream.vqa import read_answer_list, read_vqa
     from xvlm.eval.vqa import evaluate_vqa, majority_baseline, predict_vqa, write_result_json
     from xvlm.eval.vqa import finetune_vqa as train_vqa
@@ -97,6 +100,8 @@ def finetune_nlvr2(data_root: str, out: str, checkpoint: str | None = None, pret
                    model: str = "xvlm-debug", image_size: int | None = None, config: dict[str, Any] | None = None,
                    examples: int = 3) -> dict[str, Any]:
     """NLVR2: train on train, select on dev, accuracy on dev and test-P (``test1``)."""
+    if (ranks := relaunch("nlvr2", locals(), task_config("nlvr2", config).devices)) is not None:
+        return ranks
     from xvlm.data.downstream.nlvr2 import read_nlvr2
     from xvlm.eval.nlvr2 import evaluate_nlvr2
     from xvlm.eval.nlvr2 import finetune_nlvr2 as train_nlvr2
@@ -122,6 +127,8 @@ def finetune_caption(data_root: str, out: str, checkpoint: str | None = None, pr
                      model: str = "xvlm-debug", image_size: int | None = None,
                      config: dict[str, Any] | None = None, examples: int = 6) -> dict[str, Any]:
     """COCO captioning (Karpathy): train, select on val CIDEr, BLEU-4/METEOR/ROUGE-L/CIDEr on test."""
+    if (ranks := relaunch("caption", locals(), task_config("caption", config).devices)) is not None:
+        return ranks
     from xvlm.data.downstream.caption import read_karpathy_split
     from xvlm.eval.caption import evaluate_captions, write_result_json
     from xvlm.eval.caption import finetune_caption as train_caption

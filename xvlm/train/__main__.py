@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         callbacks.append(MLflowCallback(args.mlflow, args.experiment, args.artifact_location))
     result = train(cfg, callbacks)
     print(json.dumps({"step": result.step, "updates": result.updates,
-                      "checkpoint": str(result.last_checkpoint), "samples_per_s": result.samples_per_s}))
+                      "checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+                      "samples_per_s": result.samples_per_s}))
     return 0
 
 
