@@ -223,6 +223,9 @@ def pretrain(
     # the flow checks again (deployments start there); here a bad start is one line, not a failed flow run
     check_run(resolve_run(preset, extra, steps=steps, evaluations=evaluations, weights_root=weights_root),
               work_dir.resolve())
+    # every stage's run in one store: the work dir's, unless the user points at a server (the training run
+    # was not tracked at all without it, while the data stages fell back to MLflow's ./mlflow.db)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work_dir.resolve() / 'mlflow.db'}")
 
     result = pretrain_flow(preset=preset, work_dir=str(work_dir), raw_root=str(raw_root) if raw_root else None,
                            steps=steps, devices=devices, evaluations=evaluations, overrides=extra,
@@ -230,6 +233,8 @@ def pretrain(
                            downstream_root=str(downstream_root) if downstream_root else None,
                            weights_root=str(weights_root) if weights_root else None)
     typer.echo(f"checkpoint {result['train']['checkpoint']} (step {result['train']['step']})")
+    typer.echo(f"MLflow: {os.environ['MLFLOW_TRACKING_URI']} (runs: "
+               + ", ".join(f"{k} {v}" for k, v in result["mlflow_runs"].items() if isinstance(v, str)) + ")")
     if lines := evaluation_lines(result):
         typer.echo("\n".join(lines))
 

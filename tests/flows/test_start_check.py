@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -126,3 +127,25 @@ def test_from_scratch_is_a_run_tag() -> None:
 
     assert run_tags(resolve_run("demo").train_config())["from_scratch"] == "true"
     assert run_tags(resolve_run("16m", weights_root="/w").train_config())["from_scratch"] == "false"
+
+
+def test_pretrain_tracks_every_stage_in_the_work_dirs_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without MLFLOW_TRACKING_URI, ``xvlm pretrain`` logs every stage's run to WORK/mlflow.db (before, the
+    training run was not tracked at all and the data stages fell back to MLflow's ./mlflow.db)."""
+    import flows.pretrain
+    from flows.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset-below")  # restored (to unset) after the test
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    seen: dict[str, str | None] = {}
+
+    def flow(**kwargs):
+        seen["uri"] = os.environ.get("MLFLOW_TRACKING_URI")
+        return {"train": {"checkpoint": "ckpt.pt", "step": 3}, "evaluation": None,
+                "mlflow_runs": {"ingest": "i1", "shards": "s1", "pretrain": "p1", "evaluation": {}}}
+
+    monkeypatch.setattr(flows.pretrain, "pretrain", flow)
+    result = CliRunner().invoke(app, ["pretrain", "--preset", "demo", "--work-dir", str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    assert seen["uri"] == f"sqlite:///{(tmp_path / 'w').resolve() / 'mlflow.db'}"
+    assert f"MLflow: {seen['uri']} (runs: ingest i1, shards s1, pretrain p1)" in result.output

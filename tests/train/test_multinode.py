@@ -97,6 +97,7 @@ def test_two_nodes_through_the_c10d_rendezvous(tmp_path: Path) -> None:
     assert all(isinstance(r, dict) for r in results.values()) and len(results) == 2, results
     assert results[0]["step"] == results[1]["step"] == 2
     assert [r["step"] for r in _losses(Path(cfg.out_dir))] == [1, 2]
+    assert results[1]["checkpoint"] == results[0]["checkpoint"]  # the shared file, wherever rank 0 ran
     state = load_checkpoint(results[0]["checkpoint"])
     assert state["dataloader"]["world_size"] == 2 and len(state["rng"]) == 2
     assert not list(Path(cfg.out_dir).glob("launch-*.json"))  # the head removed its announcement
