@@ -5,6 +5,7 @@ skipping what is complete, manual files, the dry run; and img2dataset's real out
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -111,7 +112,7 @@ def test_resume_corrupt_404_and_rerun(corpus: Path, mirror: Path, tmp_path: Path
         assert by["vg/region_descriptions.json.zip"].status == "fetched"
         # the missing file: one line naming it, the others are done
         assert by["vg/objects.json.zip"].status == "failed"
-        assert "HTTP 404" in by["vg/objects.json.zip"].detail and "vg/objects.json.zip" in by["vg/objects.json.zip"].detail
+        assert by["vg/objects.json.zip"].detail == f"HTTP 404 Not Found ({srv.url}/vg/objects.json.zip)"
         assert {k: o.status for k, o in by.items() if k != "vg/objects.json.zip"} == dict.fromkeys(
             [k for k in by if k != "vg/objects.json.zip"], "fetched")
         assert not r.ok
@@ -145,12 +146,34 @@ def test_cli_404_manual_and_dry_run(mirror: Path, tmp_path: Path) -> None:
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert p.stderr.startswith("error: prepare 4m is incomplete")
-    assert "failed    karpathy/caption_datasets.zip: karpathy/caption_datasets.zip: HTTP 404" in p.stdout
+    assert "failed    karpathy/caption_datasets.zip: HTTP 404 Not Found (http://127.0.0.1:" in p.stdout
     assert (root / "karpathy/coco_karpathy_test.json").is_file()  # the other files are placed
     # no mirror: a file without a public link is reported with its instructions, not fetched
     m = _xvlm("prepare", "4m", "--root", str(root), "-s", "flickr30k", "--no-web")
     assert m.returncode == 2 and "Traceback" not in m.stderr
     assert "manual    flickr30k/flickr30k-images.tar.gz: Flickr30K images are given out on request" in m.stdout
+
+
+def test_a_checksum_mismatch_is_one_failed_line(mirror: Path, tmp_path: Path) -> None:
+    doc = json.loads(CATALOGUE.read_text())
+    doc.pop("_comment")
+    from xvlm.configtree import build
+
+    files = doc["sources"]["karpathy_finetune"]["files"]
+    good = hashlib.sha256((mirror / "karpathy_finetune/coco_karpathy_val.json").read_bytes()).hexdigest()
+    files["coco_karpathy_val.json"]["sha256"] = good
+    files["coco_karpathy_test.json"]["sha256"] = "0" * 64
+    size = (mirror / "karpathy_finetune/coco_karpathy_train.json").stat().st_size
+    files["coco_karpathy_train.json"]["size"] = size + 1
+    cat = build(Catalogue, doc, "catalogue")
+    r = fetch_files("4m", tmp_path / "raw", mirror=str(mirror), sources=["karpathy_finetune"], catalogue=cat)
+    by = {o.key: (o.status, o.detail) for o in r.files}
+    assert by["karpathy_finetune/coco_karpathy_val.json"][0] == "fetched"
+    assert by["karpathy_finetune/coco_karpathy_test.json"] == ("failed", "sha256 mismatch (corrupt download)")
+    assert by["karpathy_finetune/coco_karpathy_train.json"] == (
+        "failed", f"{size} bytes, expected {size + 1} (truncated or changed upstream)")
+    assert not (tmp_path / "raw/karpathy/coco_karpathy_test.json").exists()  # nothing half-right is placed
+    assert not list((tmp_path / "raw/.prepare/downloads").rglob("*.part"))
 
 
 def test_manual_file_given_by_hand_counts_as_complete(corpus: Path, tmp_path: Path) -> None:
@@ -184,7 +207,7 @@ def test_img2dataset_output_feeds_the_ingest(corpus: Path, tmp_path: Path) -> No
     assert mine["entities"]["images"]["quarantined"]["failed_to_download"] == 3
     con = duckdb.connect()
     for table in ("images", "captions", "quarantine"):
-        q = f"SELECT * {'EXCLUDE (raw)' if table == 'quarantine' else ''} FROM read_parquet($p) ORDER BY ALL"
+        q = f"SELECT * {'EXCLUDE (raw)' if table == 'quarantine' else ''} FROM read_parquet($p) ORDER BY ALL"  # noqa: S608 - test-authored
         a = con.execute(q, {"p": str(tmp_path / "lake" / table / "source=sbu/part-0.parquet")}).fetchall()
         b = con.execute(q, {"p": str(tmp_path / "ref" / table / "source=sbu/part-0.parquet")}).fetchall()
         assert a == b and a, table

@@ -76,3 +76,34 @@ def test_prepare_ingest_shards_equals_the_hand_layout(tmp_path: Path) -> None:
     with MirrorServer(mirror) as srv:
         again = prepare("16m", root, mirror=srv.url, web=False)
         assert again.counts() == {"complete": len(cat.files("16m"))} and srv.faults.served == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_prepare_flow_and_its_mlflow_run(tmp_path: Path) -> None:
+    """The Prefect flow (what prepare-4m / prepare-16m run) from a mirror folder, and the MLflow run of a
+    report: files per outcome, img2dataset's counts per web source."""
+    import mlflow
+
+    from flows.prepare import prepare as prepare_flow
+    from xvlm import tracking
+
+    corpus = write_sample_corpus(tmp_path / "corpus", seed=0)
+    mirror = tmp_path / "mirror"
+    build_mirror(corpus, mirror, load_catalogue().files("4m", ["vg", "karpathy"]))
+    out = prepare_flow(recipe="4m", root=str(tmp_path / "raw"), mirror=str(mirror), sources=["vg", "karpathy"],
+                       web=False)
+    assert out["ok"] and out["counts"] == {"fetched": 7}
+    assert (tmp_path / "raw/vg/region_descriptions.json").read_bytes() == \
+        (corpus / "vg/region_descriptions.json").read_bytes()
+    report = {**out, "web": {"sbu": {"count": 30, "successes": 27, "failed_to_download": 3,
+                                     "failed_to_resize": 0, "shards": 1}}}
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        run_id = tracking.log_prepare_run(tracking.experiment_id("prepare-4m", tmp_path), report)
+        run = mlflow.get_run(run_id)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert run.data.metrics == {"files.fetched": 7.0, "sbu.images.count": 30.0, "sbu.images.successes": 27.0,
+                                "sbu.images.failed_to_download": 3.0, "sbu.images.failed_to_resize": 0.0,
+                                "sbu.images.shards": 1.0}
+    assert run.data.tags["recipe"] == "4m" and run.data.tags["stage"] == "prepare"

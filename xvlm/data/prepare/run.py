@@ -185,7 +185,7 @@ def prepare_file(root: Path, f: RemoteFile, mirror: str | None = None, retries: 
         if f.manual and isinstance(exc, FetchError):  # a manual file the mirror does not have either
             return Outcome(f.key, "manual", f"{f.manual} (not on the mirror: {exc})")
         detail = str(exc) if isinstance(exc, BadInput) else f"{type(exc).__name__}: {exc}"
-        return Outcome(f.key, "failed", detail)
+        return Outcome(f.key, "failed", detail.removeprefix(f"{f.key}: "))
 
 
 def plan(root: Path, files: list[RemoteFile], mirror: str | None) -> list[Outcome]:
