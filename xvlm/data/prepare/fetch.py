@@ -63,8 +63,10 @@ def _total_from(resp: object, have: int) -> int | None:
     return int(cl) + have if cl is not None else None
 
 
-def _http_once(url: str, part: Path, timeout: float, bar: progress.TaskHandle) -> int | None:
-    """One request: append to ``part`` from its current size. Returns the full size when known."""
+def _http_once(url: str, part: Path, timeout: float, what: str) -> int | None:
+    """One request: append to ``part`` from its current size. Returns the full size when known.
+
+    The progress step (MB, rate, ETA) opens once the response says how big the file is."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT, **({"Range": f"bytes={have}-"} if have else {})}
     req = urllib.request.Request(url, headers=headers)
@@ -84,20 +86,22 @@ def _http_once(url: str, part: Path, timeout: float, bar: progress.TaskHandle) -
             have = 0
         total = _total_from(resp, have)
         got = have
-        try:
-            with open(part, "ab" if have else "wb") as out:
-                while chunk := resp.read(CHUNK):
-                    out.write(chunk)
-                    got += len(chunk)
-                    bar.advance(len(chunk) / 1e6)
-        except (OSError, HTTPException) as exc:  # connection dropped half-way (IncompleteRead, reset)
-            raise _Retry(f"connection lost after {got} bytes ({type(exc).__name__})") from exc
+        with progress.task(f"fetch {what}", total=total / 1e6 if total else None, unit="MB",
+                           completed=have / 1e6) as bar:
+            try:
+                with open(part, "ab" if have else "wb") as out:
+                    while chunk := resp.read(CHUNK):
+                        out.write(chunk)
+                        got += len(chunk)
+                        bar.advance(len(chunk) / 1e6)
+            except (OSError, HTTPException) as exc:  # connection dropped half-way (IncompleteRead, reset)
+                raise _Retry(f"connection lost after {got} bytes ({type(exc).__name__})") from exc
     if total is not None and got < total:
         raise _Retry(f"connection closed after {got} of {total} bytes")
     return total
 
 
-def _copy_once(src: Path, part: Path, bar: progress.TaskHandle) -> int:
+def _copy_once(src: Path, part: Path, what: str) -> int:
     """Copy from a mirror folder, resuming like a range request."""
     if not src.is_file():
         raise FetchError(f"not on the mirror: {src}")
@@ -105,7 +109,8 @@ def _copy_once(src: Path, part: Path, bar: progress.TaskHandle) -> int:
     total = src.stat().st_size
     if have > total:
         have = 0
-    with open(src, "rb") as f, open(part, "ab" if have else "wb") as out:
+    with open(src, "rb") as f, open(part, "ab" if have else "wb") as out, \
+            progress.task(f"copy {what}", total=total / 1e6, unit="MB", completed=have / 1e6) as bar:
         f.seek(have)
         while chunk := f.read(CHUNK):
             out.write(chunk)
@@ -126,19 +131,17 @@ def fetch(url: str, dest: Path, size: int | None = None, sha256: str | None = No
     part = part_path(dest)
     what = label or dest.name
     local = None if re.match(r"^https?://", url) else Path(url.removeprefix("file://"))
-    start = part.stat().st_size / 1e6 if part.exists() else 0.0
     total: int | None = None
-    with progress.task(f"fetch {what}", total=size / 1e6 if size else None, unit="MB", completed=start) as bar:
-        for attempt in range(retries + 1):
-            try:
-                total = _copy_once(local, part, bar) if local else _http_once(url, part, timeout, bar)
-                break
-            except _Retry as exc:
-                if attempt == retries:
-                    raise FetchError(f"{what}: {exc} (gave up after {retries} retries; rerun to resume)") from exc
-                time.sleep(backoff_s * 2 ** attempt)
-            except FetchError as exc:
-                raise FetchError(f"{what}: {exc} ({url})") from exc
+    for attempt in range(retries + 1):
+        try:
+            total = _copy_once(local, part, what) if local else _http_once(url, part, timeout, what)
+            break
+        except _Retry as exc:
+            if attempt == retries:
+                raise FetchError(f"{what}: {exc} (gave up after {retries} retries; rerun to resume)") from exc
+            time.sleep(backoff_s * 2 ** attempt)
+        except FetchError as exc:
+            raise FetchError(f"{what}: {exc} ({url})") from exc
     try:
         verify(part, size if size is not None else total, sha256, md5, what)
     except FetchError:

@@ -54,6 +54,7 @@ class PrepareReport:
     web: dict[str, dict[str, Any]] = field(default_factory=dict)
     web_failed: dict[str, str] = field(default_factory=dict)
     disk: dict[str, float] = field(default_factory=dict)
+    licences: dict[str, str] = field(default_factory=dict)  # source -> the terms a user accepts
 
     @property
     def ok(self) -> bool:
@@ -81,7 +82,11 @@ class PrepareReport:
         c = self.counts()
         summary = ", ".join(f"{n} {k}" for k, n in sorted(c.items()))
         if self.dry_run:
+            lines += [f"terms     {s}: {text}" for s, text in self.licences.items()]
             d = self.disk
+            if d["need_gb"] > d["free_gb"]:
+                lines.append(f"warning: ~{d['need_gb']:,.0f} GB needed but only {d['free_gb']:,.0f} GB free "
+                             f"under {self.root}")
             lines.append(f"dry run, recipe {self.recipe}: {summary}; would download ~{d['download_gb']:,.1f} GB "
                          f"of files and ~{d['web_gb']:,.1f} GB of web images; needs ~{d['need_gb']:,.1f} GB "
                          f"free under {self.root} (estimates), {d['free_gb']:,.1f} GB free now")
@@ -220,7 +225,8 @@ def fetch_files(recipe: str, root: str | Path, mirror: str | None = None, source
     cat = catalogue or load_catalogue()
     root = Path(root).absolute()
     files = cat.files(recipe, sources)
-    report = PrepareReport(recipe, str(root), dry_run=dry_run)
+    report = PrepareReport(recipe, str(root), dry_run=dry_run,
+                           licences={s: cat.sources[s].licence for s in dict.fromkeys(f.source for f in files)})
     if dry_run:
         report.files = plan(root, files, mirror)
         todo = [o for o in report.files if o.status != "complete"]
