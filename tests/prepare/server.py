@@ -115,6 +115,8 @@ def web_answers(corpus: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for src in ("cc3m", "cc12m", "sbu"):
         d = corpus / src / "images"
+        if not d.is_dir():
+            continue
         with tarfile.open(d / "00000.tar") as t:
             jpg = {m.name.split(".")[0]: t.extractfile(m).read() for m in t if m.name.endswith(".jpg")}  # type: ignore[union-attr]
         for r in pq.read_table(d / "00000.parquet").to_pylist():
