@@ -85,6 +85,39 @@ def ingest(
     typer.echo(f"lake written to {out.resolve()} (query it: duckdb {out.resolve() / 'lake.duckdb'})")
 
 
+@app.command()
+def prepare(
+    recipe: Annotated[str, typer.Argument(help="4m, 16m or downstream (xvlm/data/prepare/catalogue.json).")],
+    root: Annotated[Path, typer.Option(help="The raw root to lay the files out in (what `xvlm ingest` and "
+                                       "the pretrain-4m / -16m deployments read as raw_root).")],
+    mirror: Annotated[str | None, typer.Option(help="Fetch <MIRROR>/<source>/<file> instead of the official "
+                                               "URLs: an http(s) base or a local folder.")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be fetched and the disk it "
+                                          "needs; fetch nothing.")] = False,
+    workers: Annotated[int, typer.Option(help="Files fetched in parallel.")] = 3,
+    web: Annotated[bool, typer.Option(help="Download the web images (CC3M / CC12M / SBU) with img2dataset.")] = True,
+    processes: Annotated[int | None, typer.Option(help="img2dataset processes (default: this machine's cores).")] = None,
+    threads: Annotated[int, typer.Option(help="img2dataset threads per process.")] = 64,
+    keep_archives: Annotated[bool, typer.Option(help="Keep the downloaded archives after unpacking.")] = False,
+) -> None:
+    """Download, check and lay out every file of a recipe under --root, then its web images (reruns skip
+    what is complete and resume the rest). Exit 2 when any file failed or needs manual access."""
+    from xvlm.data.prepare import image_settings
+    from xvlm.data.prepare import prepare as run_prepare
+
+    report = run_prepare(recipe, root, mirror=mirror, sources=source or None, dry_run=dry_run, workers=workers,
+                         web=web, settings=image_settings(recipe, processes, threads))
+    typer.echo("\n".join(report.lines()))
+    if not dry_run and os.environ.get("MLFLOW_TRACKING_URI"):
+        from xvlm import tracking
+
+        tracking.log_prepare_run(tracking.experiment_id(f"prepare-{recipe}", root / ".prepare"), report.to_dict())
+    if not report.ok and not dry_run:
+        raise BadInput(f"prepare {recipe} is incomplete under {root}: {report.counts()}; fix the lines above "
+                       "and rerun (complete files are skipped)")
+
+
 def _require_lake(lake: Path) -> None:
     if not (lake / "_manifest").is_dir():
         raise BadInput(f"{lake}: not a lake (no _manifest/); run `xvlm ingest RAW_ROOT {lake}` first")

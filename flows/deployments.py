@@ -3,6 +3,7 @@
 ``xvlm serve`` starts this beside the Prefect and MLflow servers; a user then runs, e.g.::
 
     prefect deployment run 'pretrain/pretrain-demo' --watch
+    prefect deployment run 'prepare/prepare-4m' -p root=/data/raw --watch   # then pretrain-4m, raw_root=/data/raw
 
 Outputs of served runs go under ``$XVLM_SERVE_HOME/runs/<deployment>``. The 4m / 16m deployments
 read the raw annotation files from ``$XVLM_RAW_ROOT`` (or a ``raw_root`` parameter given at run time),
@@ -27,6 +28,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 def deployments(home: Path) -> list[RunnerDeployment]:
     """Every deployment the local services offer, with parameters that run on this machine."""
+    from flows.prepare import prepare
     from flows.pretrain import pretrain
 
     runs = home / "runs"
@@ -52,6 +54,11 @@ def deployments(home: Path) -> list[RunnerDeployment]:
                                         "weights_root": weights, **cluster},
             description="4M + CC12M + Objects365 + OpenImages, base model, all GPUs via torchrun.",
             tags=["16m"]),
+        *(prepare.to_deployment(
+            f"prepare-{recipe}", parameters={"recipe": recipe, "root": raw or str(home / "raw")},
+            description=f"Download, check and lay out the {recipe} raw files under raw_root ($XVLM_RAW_ROOT), "
+                        "web images through img2dataset; reruns resume.",
+            tags=[recipe, "data"]) for recipe in ("4m", "16m")),
     ]
 
 

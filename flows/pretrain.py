@@ -96,7 +96,7 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
         return {"check": checked.to_dict()}
     experiment = experiment_name(preset)
     raw_root = raw_root or sample_corpus(str(work / "raw"), seed, run.recipe)
-    lake = ingest(raw_root=raw_root, out=str(work / "lake"))
+    lake = ingest(raw_root=raw_root, out=str(work / "lake"), sources=stages.ingest_sources(run.recipe))
     ingest_run = log_ingest(str(work), experiment, lake)
     built = shards(lake["lake_root"], raw_root, str(work / "shards"), recipe=run.recipe, lake_db=lake["lake_db"])
     shards_run = log_shards(str(work), experiment, built["out"], lake["lake_root"], built)

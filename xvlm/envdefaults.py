@@ -19,6 +19,9 @@ OFFLINE_DEFAULTS: Mapping[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     # Prefect's local API server gets 20 s to start by default: too short on a busy 2-core machine
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # img2dataset (xvlm prepare): albumentations checks PyPI for updates at import; wandb stays off
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "WANDB_MODE": "disabled",
 }
 
 

@@ -4,8 +4,9 @@ Every stage logs through it:
 - ``experiment_id``: experiments created once per name; with a local ``sqlite:///`` tracking URI the
   artifacts are pinned under the run's work folder (MLflow's default ``./mlruns`` depends on the current
   directory); a tracking server stores artifacts itself.
-- ``log_ingest_run`` / ``log_shards_run``: one run per data stage (rows in / loaded / quarantined; the data
-  report PNG and its numbers).
+- ``log_prepare_run`` / ``log_ingest_run`` / ``log_shards_run``: one run per data stage (prepare: files
+  per outcome and img2dataset's success / failure counts; ingest: rows in / loaded / quarantined;
+  shards: the data report PNG and its numbers).
 - ``MLflowCallback`` (pre-training, the loop's ``TrainCallback``, rank 0 only): one run per pre-training (a
   resumed run continues the same MLflow run: its id is stored in ``{out_dir}/mlflow_run_id``), the
   flattened config as params, what it started from (each starting file's LoadReport counts and sha256 as
@@ -75,6 +76,21 @@ def log_ingest_run(exp_id: str, result: dict[str, Any]) -> str:
                 metrics[f"{source}.{entity}.quarantined"] = sum(e["quarantined"].values())
         mlflow.log_metrics(metrics)
         mlflow.log_dict(result["stats"], "ingest_stats.json")
+        return run.info.run_id
+
+
+def log_prepare_run(exp_id: str, report: dict[str, Any]) -> str:
+    """One run for ``xvlm prepare``: files per outcome, and per web source img2dataset's counts (its
+    failures are also the lake's ``failed_to_download`` / ``failed_to_resize`` quarantine rows)."""
+    with mlflow.start_run(experiment_id=exp_id, run_name="prepare") as run:
+        mlflow.set_tags({"stage": "prepare", "recipe": report["recipe"], "raw_root": report["root"],
+                         "ok": str(report["ok"])})
+        metrics = {f"files.{k}": float(n) for k, n in report["counts"].items()}
+        for source, s in report["web"].items():
+            for k in ("count", "successes", "failed_to_download", "failed_to_resize", "shards"):
+                metrics[f"{source}.images.{k}"] = float(s[k])
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(report, "prepare_report.json")
         return run.info.run_id
 
 

@@ -49,4 +49,4 @@ def test_dockerfile_copies_what_exists_and_installs_the_server_extra() -> None:
     for src in re.findall(r"^COPY (?:--chown=\S+ )?(?!--from)(\S+(?: \S+)*) \S+$", text, re.M):
         for part in src.split():
             assert (ROOT / part).exists(), f"Dockerfile copies {part}, which is not in the repository"
-    assert "torch==2.14.1 torchvision==0.29.1" in text and ".[dask,server]" in text
+    assert "torch==2.14.1 torchvision==0.29.1" in text and ".[dask,server,prepare]" in text

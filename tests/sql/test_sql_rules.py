@@ -27,7 +27,7 @@ _RUNS_SQL = {"execute", "executemany", "sql"}
 
 
 def test_there_are_sql_files_in_every_folder() -> None:
-    assert {n.split("/", 1)[0] for n in SQL_FILES} == {"lake", "samples", "views"}
+    assert {n.split("/", 1)[0] for n in SQL_FILES} == {"lake", "prepare", "samples", "views"}
 
 
 @pytest.mark.parametrize("name", SQL_FILES)

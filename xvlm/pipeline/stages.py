@@ -51,6 +51,17 @@ def sample_corpus_stage(raw_root: str | Path, seed: int, recipe: str = "demo") -
     return str(root)
 
 
+def ingest_sources(recipe: str) -> list[str]:
+    """The lake sources a pre-training on ``recipe`` ingests: the recipe's own plus the split files its
+    leak filter reads (``karpathy``, ``flickr30k``), in the lake's order. A raw root prepared for 4m
+    (``xvlm prepare 4m``) has no CC12M / Objects365 / OpenImages files, and needs none."""
+    from xvlm.data.lake import SOURCES
+    from xvlm.data.shards.recipe import load_recipe
+
+    wanted = {*load_recipe(recipe).sources, "karpathy", "flickr30k"}
+    return [s for s in SOURCES if s in wanted]
+
+
 def log_ingest(work_dir: str | Path, experiment: str, result: dict[str, Any]) -> str:
     """The ingest stage's MLflow run (rows in / loaded / quarantined per source and entity)."""
     from xvlm import tracking
