@@ -19,7 +19,7 @@ r AS (
         coalesce(json_check('object_id', a.object_id, ['integer']),
                  json_check('attributes', a.attributes, ['array', 'null']),
                  CASE WHEN json_kind(a.attributes) = 'array'
-                       AND json_array_length(a.attributes) <> len(list_filter(a.attributes -> '$[*]', x -> json_type(x) = 'VARCHAR'))
+                       AND json_array_length(a.attributes) <> len(list_filter(json_extract(a.attributes, '$[*]'), lambda x: json_type(x) = 'VARCHAR'))
                       THEN 'wrong_type:attributes[]=not a string' END) AS type_reason
     FROM e
 )
