@@ -114,10 +114,11 @@ def ingest(
     typer.echo(f"lake written to {out.resolve()} (query it: duckdb {out.resolve() / 'lake.duckdb'})")
     errors = ingest_errors(stats)
     if errors:
-        for e in errors:
+        for e in errors:  # one line each; the stats above show what was written
             typer.echo(f"error: {e}", err=True)
-        typer.echo(f"error: {len(errors)} input file(s) could not be used (listed above); everything else "
-                   "was ingested", err=True)
+        if len(errors) > 1:
+            typer.echo(f"error: {len(errors)} input files could not be used (listed above); everything else "
+                       "was ingested", err=True)
         raise typer.Exit(2)
 
 

@@ -360,7 +360,7 @@ def test_cli_ingest_with_broken_files_ingests_the_rest_and_exits_2(tmp_path: Pat
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
     assert errs[0].startswith(f"error: vg: {VG['region_descriptions']}: unusable input (")
     assert errs[1] == f"error: openimages: {OI_CLASSES}: empty file (0 bytes)"
-    assert errs[2].startswith("error: 2 input file(s) could not be used")
+    assert errs[2].startswith("error: 2 input files could not be used")
     assert f"file {VG['objects']}" in r.stdout and "lake written to" in r.stdout  # stats of what it wrote
     # every entity of every file in `lake stats`, zero rows included
     s = _cli("lake", "stats", str(lake))
