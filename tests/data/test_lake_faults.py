@@ -249,6 +249,21 @@ def test_vg_types_and_attributes_elements_are_counted(tmp_path: Path) -> None:
         [("100", None), ("101", ["green"])]
 
 
+def test_karpathy_types(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+
+    def faults(d: dict) -> None:
+        d["images"][0]["cocoid"] = "200"
+        d["images"][1]["split"] = 1
+    lf.edit_json(raw, lf.KARPATHY_COCO, faults)
+    stats = _ingest(raw, "karpathy")
+    assert _quarantine(tmp_path / "lake", "karpathy") == {
+        ("splits", lf.KARPATHY_COCO, "images[0]"): "wrong_type:cocoid=string",
+        ("splits", lf.KARPATHY_COCO, "images[1]"): "wrong_type:split=integer"}
+    assert _table(tmp_path / "lake", "splits", "karpathy", "image_key, split, coco_id") == [("coco_202", "train", 202)]
+    assert stats["errors"] == []
+
+
 # ------------------------------------------------------------------ 4. file-level errors stay file-level
 
 FILE_FAULTS = [  # (file, how it is broken, the error's text)
