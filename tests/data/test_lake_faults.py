@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from xvlm.data.lake import IngestConfig, ingest_errors, ingest_lake, ingest_source, lake_stats
+from xvlm.data.lake import IngestConfig, SourceFailed, ingest_errors, ingest_lake, ingest_source, lake_stats
 
 from . import lake_faults as lf
 from .lake_faults import CC3M, COCO_CAP, COCO_INST, OI_BOXES, OI_CLASSES, VG
@@ -98,6 +98,16 @@ def test_tsv_every_other_line_loads_exactly_as_written(tsv_lake: tuple) -> None:
     assert (e["rows_in"], sum(e["quarantined"].values())) == (len(lines), len(TSV_FAULTS))
     assert _table(lake, "quarantine", "cc3m", "raw", "locator = 'line 3' AND entity = 'images'") == \
         [("nul \x00 inside\thttp://sample.invalid/b.jpg",)]  # raw: the line as read
+
+
+def test_tsv_with_no_usable_line_is_a_file_error(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / CC3M).write_bytes(b"a caption,http://sample.invalid/1.jpg\nanother,http://sample.invalid/2.jpg\n")
+    with pytest.raises(SourceFailed) as exc:  # the source's only file: nothing is written for it
+        _ingest(raw, "cc3m")
+    assert exc.value.errors == {CC3M: "none of its 2 lines has the expected fields: wrong delimiter, or not "
+                                      "this source's file?"}
+    assert not (tmp_path / "lake" / "_manifest" / "cc3m.json").exists()
 
 
 def test_tsv_crlf_file_with_one_lf_line(tmp_path: Path) -> None:

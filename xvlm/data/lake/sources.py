@@ -251,10 +251,14 @@ def _read_tsv(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path, read_sql:
     try:
         run.con.execute("DROP TABLE IF EXISTS reject_errors")
         run.con.register("line_faults", faults.table())
-        run.create("csv_acc", read_sql, file=rel, path=faults.path)
+        accepted = run.create("csv_acc", read_sql, file=rel, path=faults.path)
     finally:
         if faults.path != path:
             faults.path.unlink(missing_ok=True)
+    rejected = run.query("csv_reject_count")[0][0]
+    if accepted == 0 and rejected:  # not one line with the expected fields: wrong delimiter or file
+        raise LakeInputError(rel, f"none of its {rejected} lines has the expected fields: wrong delimiter, "
+                                  "or not this source's file?")
 
 
 def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPaths], None]:
