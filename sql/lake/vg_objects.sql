@@ -39,8 +39,8 @@ SELECT
     '[' || (n - 1) || '].objects[' || k || ']' AS locator,
     (n - 1) * 100000 + k AS ord,
     coalesce(json_check(id_field, img_id, ['integer']), json_check('object_id', oid, ['integer']),
-             json_check('x', o.x, ['number']), json_check('y', o.y, ['number']),
-             json_check('w', o.w, ['number']), json_check('h', o.h, ['number']),
+             json_check('x', o.x, ['number', 'integer']), json_check('y', o.y, ['number', 'integer']),
+             json_check('w', o.w, ['number', 'integer']), json_check('h', o.h, ['number', 'integer']),
              json_check('names', o.names, ['array', 'null']),
              json_check(lbl_field, lbl, ['string', 'null'])) AS reason
 FROM l

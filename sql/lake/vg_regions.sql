@@ -34,7 +34,7 @@ SELECT
     '[' || (n - 1) || '].regions[' || k || ']' AS locator,
     (n - 1) * 100000 + k AS ord,
     coalesce(json_check(id_field, img_id, ['integer']), json_check('region_id', coalesce(r.region_id, r.id), ['integer']),
-             json_check('x', r.x, ['number']), json_check('y', r.y, ['number']),
-             json_check('width', r.width, ['number']), json_check('height', r.height, ['number']),
+             json_check('x', r.x, ['number', 'integer']), json_check('y', r.y, ['number', 'integer']),
+             json_check('width', r.width, ['number', 'integer']), json_check('height', r.height, ['number', 'integer']),
              json_check('phrase', r.phrase, ['string', 'null'])) AS reason
 FROM r

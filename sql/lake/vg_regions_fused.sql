@@ -42,8 +42,8 @@ px AS (
         TRY_CAST(json_text(r.x) AS DOUBLE) AS x, TRY_CAST(json_text(r.y) AS DOUBLE) AS y,
         TRY_CAST(json_text(r.width) AS DOUBLE) AS w, TRY_CAST(json_text(r.height) AS DOUBLE) AS h,
         coalesce(json_check(id_field, img_id, ['integer']), json_check('region_id', coalesce(r.region_id, r.id), ['integer']),
-                 json_check('x', r.x, ['number']), json_check('y', r.y, ['number']),
-                 json_check('width', r.width, ['number']), json_check('height', r.height, ['number']),
+                 json_check('x', r.x, ['number', 'integer']), json_check('y', r.y, ['number', 'integer']),
+                 json_check('width', r.width, ['number', 'integer']), json_check('height', r.height, ['number', 'integer']),
                  json_check('phrase', r.phrase, ['string', 'null'])) AS parse_reason
     FROM u
 ),
