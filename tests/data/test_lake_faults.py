@@ -259,6 +259,20 @@ def test_vg_types_and_attributes_elements_are_counted(tmp_path: Path) -> None:
         [("100", None), ("101", ["green"])]
 
 
+def test_sbu_list_elements_must_be_strings(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / "sbu").mkdir()
+    urls = ["http://sample.invalid/sbu/0.jpg", "http://sample.invalid/sbu/1.jpg", 7]
+    (raw / "sbu/sbu-captions-all.json").write_text(json.dumps(
+        {"image_urls": urls, "captions": ["a man on a bike", 5, "a dog"], "user_ids": ["u", "v", "w"]}))
+    _ingest(raw, "sbu")
+    q = _quarantine(tmp_path / "lake", "sbu")
+    f = "sbu/sbu-captions-all.json"
+    assert q[("captions", f, "captions[1]")] == q[("images", f, "image_urls[1]")] == "wrong_type:captions[]=integer"
+    assert q[("captions", f, "captions[2]")] == q[("images", f, "image_urls[2]")] == "wrong_type:image_urls[]=integer"
+    assert q[("images", f, "image_urls[0]")] == "not_downloaded"  # the good row reaches the download check
+
+
 def test_karpathy_types(tmp_path: Path) -> None:
     raw = lf.write_base(tmp_path / "raw")
 

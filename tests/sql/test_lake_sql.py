@@ -355,9 +355,9 @@ def test_web_downloads_and_images(run: SqlRunner, tmp_path: Path) -> None:
     assert rows(run, "SELECT url, key, status, tar_path FROM web_downloads ORDER BY 1") == [
         ("http://a/0.jpg", "000000000", "success", "cc3m/images/00000.tar"),
         ("http://a/1.jpg", "000000001", "failed_to_download", "cc3m/images/00000.tar")]
-    run.con.execute("CREATE TABLE web_rows AS SELECT * FROM (VALUES (1, 'c0', 'http://a/0.jpg'), "
-                    "(2, 'c1', 'http://a/1.jpg'), (3, 'c2', 'ftp://a/2.jpg'), (4, 'c3', 'http://a/9.jpg'), "
-                    "(5, 'c4', 'http://a/0.jpg')) AS t(line, caption, url)")
+    run.con.execute("CREATE TABLE web_rows AS SELECT *, CAST(NULL AS VARCHAR) AS type_reason FROM (VALUES "
+                    "(1, 'c0', 'http://a/0.jpg'), (2, 'c1', 'http://a/1.jpg'), (3, 'c2', 'ftp://a/2.jpg'), "
+                    "(4, 'c3', 'http://a/9.jpg'), (5, 'c4', 'http://a/0.jpg')) AS t(line, caption, url)")
     run.insert("cand_images", "web_images", source="cc3m", split="train", file="t.tsv", locator_prefix="line ")
     assert rows(run, "SELECT image_key, tar_key, width, sha256, locator, reason FROM cand_images ORDER BY ord") == [
         ("cc3m_0", "000000000", "256", "aa", "line 1", None),
