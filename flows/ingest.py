@@ -40,6 +40,7 @@ from xvlm.data.lake import (
 )
 from xvlm.data.lake.ingest import failed_stats
 from xvlm.data.lake.sources import source_inputs
+from xvlm.data.lake.writer import is_current
 from xvlm.errors import BadInput
 
 
@@ -51,7 +52,6 @@ class IngestErrors(BadInput):
                          + "; ".join(errors))
         self.errors = errors
         self.stats = stats
-from xvlm.data.lake.writer import is_current
 
 
 @task(name="fingerprint-source", **IO_RETRIES)

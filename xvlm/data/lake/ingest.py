@@ -13,6 +13,7 @@ loaded + quarantined for every entity before anything is written (a mismatch is 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -247,8 +248,6 @@ def ingest(raw_root: str | Path, out: str | Path, sources: list[str] | None = No
            config: IngestConfig | None = None) -> dict[str, dict[str, Any]]:
     """Convenience for the CLI: ``config`` (default: the default layout) rooted at ``raw_root`` /
     ``out``, with ``files`` overriding file names by dotted key (:meth:`IngestConfig.with_files`)."""
-    import dataclasses
-
     cfg = dataclasses.replace(config, raw_root=Path(raw_root), out=Path(out)) if config is not None else \
         IngestConfig(raw_root=Path(raw_root), out=Path(out))
     return ingest_lake(cfg.with_files(files or {}), sources, force)
