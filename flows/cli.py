@@ -69,20 +69,57 @@ def sample_corpus(
     typer.echo(f"sample corpus written to {root} (planted quirks listed in {root / 'QUIRKS.json'})")
 
 
+def _file_overrides(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        key, sep, path = v.partition("=")
+        if not sep or not key or not path:
+            raise BadInput(f"--file {v!r}: expected SOURCE.FIELD[.SPLIT]=PATH, e.g. "
+                           "openimages.class_descriptions=openimages/class-descriptions-boxable.csv")
+        out[key] = path
+    return out
+
+
 @app.command()
 def ingest(
     raw_root: Annotated[Path, typer.Argument(help="Root of the raw files (the sample corpus layout or real downloads).")],
     out: Annotated[Path, typer.Argument(help="Lake directory: Parquet tables by source + lake.duckdb.")],
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).")] = None,
     force: Annotated[bool, typer.Option(help="Re-ingest even if the inputs are unchanged.")] = False,
+    file: Annotated[list[str] | None, typer.Option(
+        "--file", "-f", help="Input file name, SOURCE.FIELD[.SPLIT]=PATH (relative to RAW_ROOT or absolute; "
+        "repeatable), e.g. openimages.class_descriptions=openimages/class-descriptions-boxable.csv, "
+        "vg.objects=vg/objects_v1_2.json. Defaults accept the names of each released version.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Ingest config (JSON, IngestConfig.to_dict() form): file names per source, knobs.")] = None,
 ) -> None:
-    """Ingest raw annotation files into the Parquet lake (unchanged sources are skipped)."""
-    from xvlm.data.lake import format_stats
+    """Ingest raw annotation files into the Parquet lake (unchanged sources are skipped).
+
+    A file that cannot be used as a whole is reported and the rest still ingests; the command then
+    prints the stats of what it wrote, every error, and exits 2."""
+    import json
+
+    from xvlm.data.lake import IngestConfig, format_stats, ingest_errors
     from xvlm.data.lake import ingest as ingest_raw
 
-    stats = ingest_raw(raw_root, out, sources=source or None, force=force)
+    cfg = None
+    if config is not None:
+        try:
+            doc = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{config}: not a readable JSON ingest config ({exc})") from exc
+        cfg = IngestConfig.from_dict({**doc, "raw_root": str(raw_root), "out": str(out)})
+    stats = ingest_raw(raw_root, out, sources=source or None, force=force, files=_file_overrides(file), config=cfg)
     typer.echo(format_stats(stats))
     typer.echo(f"lake written to {out.resolve()} (query it: duckdb {out.resolve() / 'lake.duckdb'})")
+    errors = ingest_errors(stats)
+    if errors:
+        for e in errors:  # one line each; the stats above show what was written
+            typer.echo(f"error: {e}", err=True)
+        if len(errors) > 1:
+            typer.echo(f"error: {len(errors)} input files could not be used (listed above); everything else "
+                       "was ingested", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()

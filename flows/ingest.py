@@ -11,7 +11,12 @@ One task run per source (parsing and writing live in :mod:`xvlm.data.lake`; this
    skips a source whose manifest matches, so a rerun rewrites nothing even with caching off.
 3. ``write-lake-db``: views over the Parquet files.
 
-The flow logs the per-source stats (rows read / loaded / quarantined by reason) and returns them.
+The flow logs the per-source stats (rows read / loaded / quarantined by reason, per file) and returns
+them. A file that cannot be used as a whole (empty, truncated, unreadable, ...) is an error of that file
+only: the source's other files and every other source still ingest and ``lake.duckdb`` is written;
+then the errors are logged (one line each) and published as the markdown artifact ``ingest-errors``,
+and the flow ends **Failed** (it raises :class:`IngestErrors`, a ``BadInput``: the CLI prints one line
+and exits 2), so a pipeline never trains on a lake that silently lacks a file (docs/lake.md).
 """
 
 from __future__ import annotations
@@ -24,9 +29,29 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from flows.retry import IO_RETRIES
 from xvlm import progress
-from xvlm.data.lake import IngestConfig, format_source_stats, ingest_source, source_fingerprint, write_lake_db
+from xvlm.data.lake import (
+    IngestConfig,
+    LakeInputError,
+    format_source_stats,
+    ingest_errors,
+    ingest_source,
+    source_fingerprint,
+    write_lake_db,
+)
+from xvlm.data.lake.ingest import failed_stats
 from xvlm.data.lake.sources import source_inputs
 from xvlm.data.lake.writer import is_current
+from xvlm.errors import BadInput
+
+
+class IngestErrors(BadInput):
+    """Some input files could not be used (the rest was ingested); ``stats`` is what was written."""
+
+    def __init__(self, errors: list[str], stats: dict[str, Any]) -> None:
+        super().__init__(f"{len(errors)} input file(s) could not be used, everything else was ingested: "
+                         + "; ".join(errors))
+        self.errors = errors
+        self.stats = stats
 
 
 @task(name="fingerprint-source", **IO_RETRIES)
@@ -67,9 +92,21 @@ def ingest(raw_root: str, out: str, sources: list[str] | None = None,
                 log.warning("%s: input files missing, skipped", source)
                 bar.advance(last=source)
                 continue
-            fp = fingerprint_source(cfg_dict, source)
-            stats[source] = cached_task(cfg_dict, source, fp, is_current(cfg.out, source, fp))
+            try:
+                fp = fingerprint_source(cfg_dict, source)
+                stats[source] = cached_task(cfg_dict, source, fp, is_current(cfg.out, source, fp))
+            except LakeInputError as exc:  # no file of the source usable: it writes nothing, the rest goes on
+                stats[source] = failed_stats(source, exc)
             bar.advance(last=source)
             log.info("%s", format_source_stats(stats[source]))
     lake_db = write_lake_db_task(str(cfg.out))
+    errors = ingest_errors(stats)
+    if errors:
+        for e in errors:
+            log.error("%s", e)
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(key="ingest-errors", description="input files that could not be used",
+                                 markdown="\n".join(["| source: file: error |", "|---|", *(f"| {e} |" for e in errors)]))
+        raise IngestErrors(errors, stats)
     return {"lake_root": str(cfg.out), "lake_db": lake_db, "stats": stats}

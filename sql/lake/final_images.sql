@@ -3,7 +3,10 @@
 --   <parse reason>        set by the source's parse query (e.g. not_downloaded, invalid_url)
 --   invalid_id            no usable id (key is NULL)
 --   invalid_number        width/height present but not a number, or not positive
---   duplicate_id          second and later rows with the same key in this source
+--   duplicate_id          second and later rows with the same key in this source, unless the row is
+--                         identical to the first one and comes from another file (COCO lists an image
+--                         in its captions AND its instances file): then it is loaded as that same
+--                         image, merged = true, and out_images writes the image once
 --   missing_image_file    $check_files and the file is not on disk
 --   corrupt_image         $check_files and PIL cannot read the image header
 --   image_size_mismatch   annotation width/height disagree with the file's header
@@ -13,8 +16,13 @@ WITH dup_keys AS (
     SELECT image_key FROM cand_images WHERE image_key IS NOT NULL GROUP BY ALL HAVING count(*) > 1
 ),
 dups AS (
-    SELECT c.file, c.ord, row_number() OVER (PARTITION BY c.image_key ORDER BY c.ord, c.file, c.locator) AS dup_rank
+    SELECT c.file, c.ord, row_number() OVER w AS dup_rank,
+           c.file <> first_value(c.file) OVER w
+           AND (c.split, c.source_id, c.path, c.url, c.width, c.height, c.coco_id, c.flickr_id, c.reason)
+               IS NOT DISTINCT FROM first_value((c.split, c.source_id, c.path, c.url, c.width, c.height, c.coco_id,
+                                                 c.flickr_id, c.reason)) OVER w AS same_as_first
     FROM cand_images AS c SEMI JOIN dup_keys AS k ON k.image_key = c.image_key
+    WINDOW w AS (PARTITION BY c.image_key ORDER BY c.ord, c.file, c.locator)
 ),
 c AS (
     SELECT
@@ -22,6 +30,7 @@ c AS (
         TRY_CAST(c.width AS DOUBLE) AS w_num,
         TRY_CAST(c.height AS DOUBLE) AS h_num,
         coalesce(d.dup_rank, 1) AS dup_rank,
+        coalesce(d.same_as_first, false) AS merged,
         k.status, k.file_width, k.file_height
     FROM cand_images AS c
     LEFT JOIN dups AS d ON d.file = c.file AND d.ord = c.ord
@@ -35,7 +44,7 @@ r AS (
             WHEN image_key IS NULL THEN 'invalid_id'
             WHEN (width IS NOT NULL AND (w_num IS NULL OR w_num <= 0 OR w_num <> floor(w_num)))
               OR (height IS NOT NULL AND (h_num IS NULL OR h_num <= 0 OR h_num <> floor(h_num))) THEN 'invalid_number'
-            WHEN dup_rank > 1 THEN 'duplicate_id'
+            WHEN dup_rank > 1 AND NOT merged THEN 'duplicate_id'
             WHEN $check_files AND status = 'missing' THEN 'missing_image_file'
             WHEN $check_files AND status = 'corrupt' THEN 'corrupt_image'
             WHEN $check_files AND status = 'ok' AND w_num IS NOT NULL
@@ -51,6 +60,7 @@ SELECT
     CASE WHEN TRY_CAST(flickr_id AS BIGINT) > 0 THEN TRY_CAST(flickr_id AS BIGINT) END AS flickr_id,
     sha256, file, locator,
     final_reason AS reason,
+    merged AND final_reason IS NULL AS merged,
     CASE WHEN final_reason IS NOT NULL THEN to_json({
         'image_key': image_key, 'source_id': source_id, 'path': path, 'url': url, 'width': width,
         'height': height, 'coco_id': coco_id, 'flickr_id': flickr_id, 'detail': detail,

@@ -1,8 +1,6 @@
--- OpenImages class descriptions (MID,name; no header in v6, a header in some versions: dropped).
--- A real CSV (names may be quoted), so the default quote handling is kept here.
--- Grain: one row per MID. Parameters: $path.
-SELECT mid, any_value(name) AS name
-FROM read_csv($path, header = false, delim = ',', quote = '"', columns = {'mid': 'VARCHAR', 'name': 'VARCHAR'},
-              auto_detect = false)
-WHERE mid <> 'LabelName'
-GROUP BY mid
+-- OpenImages class names: the usable lines of the class file (Arrow table oi_class_lines: one MID
+-- each, duplicates already quarantined), the lookup oi_boxes.sql joins by LabelName.
+-- Grain: one row per MID. Parameters: none.
+SELECT mid, name
+FROM oi_class_lines
+WHERE reason IS NULL

@@ -11,4 +11,6 @@ SELECT $source AS source, entity, file, locator, reason, CAST(raw AS VARCHAR) AS
     SELECT 'splits', file, locator, reason, CAST(raw AS VARCHAR) AS raw FROM t_splits WHERE reason IS NOT NULL
     UNION ALL
     SELECT entity, file, locator, reason, CAST(raw AS VARCHAR) AS raw FROM cand_rejects
+    UNION ALL
+    SELECT entity, file, locator, reason, raw FROM cand_aux WHERE reason IS NOT NULL
 )

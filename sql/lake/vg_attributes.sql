@@ -1,16 +1,6 @@
--- Visual Genome attributes.json (top-level array per image, streamed) reduced to one attribute list
--- per object_id. Objects without an `attributes` key keep NULL (a real VG quirk; NULL = not annotated,
--- [] = annotated as none).
--- Grain: one row per object_id.
--- Parameters: $path.
-WITH img AS (
-    SELECT unnest(attributes) AS o
-    FROM read_json(
-        $path, format = 'array',
-        columns = {'image_id': 'VARCHAR',
-                   'attributes': 'STRUCT(object_id VARCHAR, attributes VARCHAR[])[]'}
-    )
-)
-SELECT o.object_id AS object_id, first(o.attributes) AS attributes
-FROM img
-GROUP BY o.object_id
+-- The usable VG attributes elements (table vg_attribute_rows, reason NULL) as one attribute list per
+-- object_id, joined to objects.json by vg_objects.sql.
+-- Grain: one row per object_id. Parameters: none.
+SELECT object_id, attributes
+FROM vg_attribute_rows
+WHERE reason IS NULL

@@ -1,34 +1,40 @@
 -- Visual Genome region_descriptions.json (top-level array, one element per image, streamed) as
 -- candidate region boxes. Quirks handled here: the image id is under `id` (not `image_id`), boxes use
--- width/height (objects use w/h), older files name the region id `id`. Coordinates stay text until
--- final_boxes, where a string where a number belongs is quarantined per region.
+-- width/height (objects use w/h), older files name the region id `id`.
+-- Strict types (fields read as DuckDB JSON): the image id and region_id integers; x, y, width, height
+-- numbers; phrase a string (or null -> empty_text later). Anything else -> wrong_type:<field>=<kind
+-- seen>, per region (a string "7" is never read as 7). Keep in step with vg_regions_fused.sql.
 -- Grain: one row per region. Locator: $[<array index>].regions[<index>].
 -- Parameters: $path, $file.
 WITH img AS (
     SELECT *
     FROM read_json(
         $path, format = 'array',
-        columns = {'id': 'VARCHAR', 'image_id': 'VARCHAR',
-                   'regions': 'STRUCT(region_id VARCHAR, id VARCHAR, image_id VARCHAR, x VARCHAR, y VARCHAR, width VARCHAR, height VARCHAR, phrase VARCHAR)[]'}
+        columns = {'id': 'JSON', 'image_id': 'JSON',
+                   'regions': 'STRUCT(region_id JSON, id JSON, image_id JSON, x JSON, y JSON, width JSON, height JSON, phrase JSON)[]'}
     ) WITH ORDINALITY AS t(id, image_id, regions, n)
 ),
 r AS (
-    SELECT coalesce(id, image_id) AS img_id, n, unnest(regions) AS r, generate_subscripts(regions, 1) - 1 AS k
+    SELECT coalesce(id, image_id) AS img_id, CASE WHEN id IS NULL AND image_id IS NOT NULL THEN 'image_id' ELSE 'id' END AS id_field,
+           n, unnest(regions) AS r, generate_subscripts(regions, 1) - 1 AS k
     FROM img
 )
 SELECT
     'regions' AS entity,
-    'vg_' || CAST(TRY_CAST(img_id AS BIGINT) AS VARCHAR) AS image_key,
+    'vg_' || CASE WHEN json_kind(img_id) = 'integer' THEN CAST(img_id AS VARCHAR) END AS image_key,
     'vg' AS source,
-    coalesce(r.region_id, r.id) AS box_id,
-    r.x AS c0, r.y AS c1, r.width AS c2, r.height AS c3,
+    json_text(coalesce(r.region_id, r.id)) AS box_id,
+    json_text(r.x) AS c0, json_text(r.y) AS c1, json_text(r.width) AS c2, json_text(r.height) AS c3,
     'xywh' AS coords,
-    r.phrase AS label,
+    CASE WHEN json_kind(r.phrase) = 'string' THEN r.phrase ->> '$' END AS label,
     CAST(NULL AS VARCHAR[]) AS attributes,
     CAST(NULL AS VARCHAR) AS is_group,
     CAST([] AS VARCHAR[]) AS flags,
     $file AS file,
     '[' || (n - 1) || '].regions[' || k || ']' AS locator,
     (n - 1) * 100000 + k AS ord,
-    CASE WHEN TRY_CAST(img_id AS BIGINT) IS NULL THEN 'invalid_number' END AS reason
+    coalesce(json_check(id_field, img_id, ['integer']), json_check('region_id', coalesce(r.region_id, r.id), ['integer']),
+             json_check('x', r.x, ['number', 'integer']), json_check('y', r.y, ['number', 'integer']),
+             json_check('width', r.width, ['number', 'integer']), json_check('height', r.height, ['number', 'integer']),
+             json_check('phrase', r.phrase, ['string', 'null'])) AS reason
 FROM r

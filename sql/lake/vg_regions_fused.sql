@@ -16,11 +16,13 @@ WITH img AS (
 ),
 doc AS (
     SELECT n, coalesce(id, image_id) AS img_id,
-           'vg_' || CAST(TRY_CAST(coalesce(id, image_id) AS BIGINT) AS VARCHAR) AS image_key, regions
+           CASE WHEN id IS NULL AND image_id IS NOT NULL THEN 'image_id' ELSE 'id' END AS id_field,
+           'vg_' || CASE WHEN json_kind(coalesce(id, image_id)) = 'integer' THEN CAST(coalesce(id, image_id) AS VARCHAR) END AS image_key,
+           regions
     FROM read_json(
         $path, format = 'array',
-        columns = {'id': 'VARCHAR', 'image_id': 'VARCHAR',
-                   'regions': 'STRUCT(region_id VARCHAR, id VARCHAR, image_id VARCHAR, x VARCHAR, y VARCHAR, width VARCHAR, height VARCHAR, phrase VARCHAR)[]'}
+        columns = {'id': 'JSON', 'image_id': 'JSON',
+                   'regions': 'STRUCT(region_id JSON, id JSON, image_id JSON, x JSON, y JSON, width JSON, height JSON, phrase JSON)[]'}
     ) WITH ORDINALITY AS t(id, image_id, regions, n)
 ),
 per_image AS (
@@ -34,11 +36,15 @@ u AS (
 px AS (
     SELECT
         image_key, img_key, img_reason, iw, ih, n, k,
-        coalesce(r.region_id, r.id) AS box_id,
-        r.x AS c0, r.y AS c1, r.width AS c2, r.height AS c3, r.phrase AS label,
-        TRY_CAST(r.x AS DOUBLE) AS x, TRY_CAST(r.y AS DOUBLE) AS y,
-        TRY_CAST(r.width AS DOUBLE) AS w, TRY_CAST(r.height AS DOUBLE) AS h,
-        CASE WHEN TRY_CAST(img_id AS BIGINT) IS NULL THEN 'invalid_number' END AS parse_reason
+        json_text(coalesce(r.region_id, r.id)) AS box_id,
+        json_text(r.x) AS c0, json_text(r.y) AS c1, json_text(r.width) AS c2, json_text(r.height) AS c3,
+        CASE WHEN json_kind(r.phrase) = 'string' THEN r.phrase ->> '$' END AS label,
+        TRY_CAST(json_text(r.x) AS DOUBLE) AS x, TRY_CAST(json_text(r.y) AS DOUBLE) AS y,
+        TRY_CAST(json_text(r.width) AS DOUBLE) AS w, TRY_CAST(json_text(r.height) AS DOUBLE) AS h,
+        coalesce(json_check(id_field, img_id, ['integer']), json_check('region_id', coalesce(r.region_id, r.id), ['integer']),
+                 json_check('x', r.x, ['number', 'integer']), json_check('y', r.y, ['number', 'integer']),
+                 json_check('width', r.width, ['number', 'integer']), json_check('height', r.height, ['number', 'integer']),
+                 json_check('phrase', r.phrase, ['string', 'null'])) AS parse_reason
     FROM u
 ),
 cl AS (

@@ -1,4 +1,5 @@
 -- Web-caption rows (table web_rows) as candidate captions; one caption per row, id = row index.
+-- Reason: the row's JSON type fault (SBU), else none here (final_captions checks the rest).
 -- Grain: one row per caption-file row.
 -- Parameters: $source, $split, $file, $locator_prefix.
 SELECT
@@ -10,5 +11,5 @@ SELECT
     $file AS file,
     CASE WHEN $locator_prefix = 'line ' THEN 'line ' || line ELSE 'captions[' || (line - 1) || ']' END AS locator,
     line AS ord,
-    CAST(NULL AS VARCHAR) AS reason
+    type_reason AS reason
 FROM web_rows

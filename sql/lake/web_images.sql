@@ -4,6 +4,7 @@
 -- failed_to_resize; error message in detail), rows with no img2dataset record as not_downloaded;
 -- a URL that is not http(s) is invalid_url; the same URL twice in one file keeps the first row
 -- (duplicate_url). The same URL in two sources (CC3M vs CC12M) is kept: dedup is done downstream.
+-- A row whose JSON types are wrong (SBU: type_reason) keeps that reason.
 -- Grain: one row per caption-file row.
 -- Parameters: $source, $split, $file, $locator_prefix ('line ' or 'image_urls[').
 SELECT
@@ -23,6 +24,7 @@ SELECT
     CASE WHEN $locator_prefix = 'line ' THEN 'line ' || r.line ELSE $locator_prefix || (r.line - 1) || ']' END AS locator,
     r.line AS ord,
     CASE
+        WHEN r.type_reason IS NOT NULL THEN r.type_reason
         WHEN r.url IS NULL OR NOT regexp_matches(r.url, '^https?://\S+$') THEN 'invalid_url'
         WHEN row_number() OVER (PARTITION BY r.url ORDER BY r.line) > 1 THEN 'duplicate_url'
         WHEN d.status IS NULL THEN 'not_downloaded'

@@ -13,6 +13,7 @@ WITH rej AS (
 SELECT
     acc.n + coalesce(rej.j, 0) AS line,
     CASE WHEN $layout = 'caption_url' THEN a ELSE b END AS caption,
-    CASE WHEN $layout = 'caption_url' THEN b ELSE a END AS url
+    CASE WHEN $layout = 'caption_url' THEN b ELSE a END AS url,
+    CAST(NULL AS VARCHAR) AS type_reason
 FROM csv_acc AS acc
 ASOF LEFT JOIN rej ON acc.n > rej.acc_before

@@ -96,6 +96,7 @@ _EDGE = [
     {"region_id": 990_007, "x": 1, "y": 1, "width": 4, "height": 2},
     {"id": 990_008, "x": "2.5", "y": "1e0", "width": 4, "height": 2, "phrase": "old id key, text numbers"},
     {"region_id": 990_009, "x": 1, "y": 1, "width": 4, "height": 2, "phrase": "tab\there"},
+    {"region_id": 990_010, "x": float("nan"), "y": 1, "width": 4, "height": 2, "phrase": "a JSON NaN"},
 ]
 
 
@@ -113,8 +114,10 @@ def test_fused_equals_generic_on_planted_edge_cases(corpus: Path, tmp_path: Path
         assert groups > 10
     assert fused == generic
     q = generic["entities"]["regions"]["quarantined"]
-    assert q["invalid_box"] >= 2 and q["zero_size_box"] >= 1 and q["empty_text"] >= 2
-    assert q["invalid_number"] == 1 and q["unknown_image"] == 1 and q["box_outside_image"] >= 1
+    # strict JSON types: "left", "nan", "2.5" are strings (never cast), NaN is a non-finite number
+    assert q["wrong_type:x=string"] == 3 and q["wrong_type:x=non-finite"] == 1
+    assert q["zero_size_box"] >= 1 and q["empty_text"] >= 2
+    assert q["wrong_type:id=string"] == 1 and q["unknown_image"] == 1 and q["box_outside_image"] >= 1
 
 
 @pytest.mark.parametrize("planted", ["duplicate", "non_integer_id", "same_number_two_spellings"])
@@ -135,11 +138,11 @@ def test_possible_duplicate_ids_fall_back_to_the_generic_path(corpus: Path, tmp_
     assert not list((tmp_path / "lake-True" / "_tmp").glob("stage-*"))
 
 
-def test_a_parse_error_names_the_file_and_leaves_nothing(corpus: Path, tmp_path: Path,
+def test_a_parse_error_is_an_error_of_that_file_only(corpus: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A region file cut inside its last records (6,000 more images, small batches): the parse error
-    surfaces through the parse thread as LakeInputError naming the file; no manifest, no partition,
-    no staging left. (Whether DuckDB emits some batches before it reports the error depends on its
+    surfaces through the parse thread as an error naming the file; no region row and no staging left,
+    the source's other files are loaded. (Whether DuckDB emits some batches before it reports the error depends on its
     read-ahead; the mid-stream case is pinned down with a planted error below.)"""
     monkeypatch.setattr(fused_mod, "_BATCH_ROWS", 512)
     raw = copy_corpus(corpus, tmp_path / "raw")
@@ -150,10 +153,12 @@ def test_a_parse_error_names_the_file_and_leaves_nothing(corpus: Path, tmp_path:
     text = json.dumps(data)
     p.write_text(text[: len(text) - 100])
     lake = tmp_path / "lake"
-    with pytest.raises(LakeInputError, match=r"vg/region_descriptions\.json"):
-        ingest_source(IngestConfig(raw_root=raw, out=lake), "vg")
-    assert not (lake / "_manifest" / "vg.json").exists()
-    assert not (lake / "regions" / "source=vg").exists()
+    # a file-level error of the region file only: VG's other files load, no region row is kept
+    stats = ingest_source(IngestConfig(raw_root=raw, out=lake), "vg")
+    assert [e["file"] for e in stats["errors"]] == ["vg/region_descriptions.json"]
+    assert stats["errors"][0]["error"].startswith("unusable input")
+    assert stats["entities"]["regions"]["rows_in"] == 0 and stats["entities"]["images"]["loaded"] > 0
+    assert pq.read_metadata(lake / "regions" / "source=vg" / "part-0.parquet").num_rows == 0
     assert not list((lake / "_tmp").iterdir())
 
 
@@ -358,7 +363,7 @@ def test_a_cut_below_the_top_level_falls_back_to_one_parse(corpus: Path, tmp_pat
 def test_a_bad_middle_with_ranges_still_names_the_file(corpus: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A malformed number in the middle of the file: a range fails, the whole parse fails too, and the
-    error names the region file; nothing is left behind."""
+    error names the region file (a file-level error: VG's other files load); nothing is left behind."""
     outcomes = _split_spy(monkeypatch)
     raw = copy_corpus(corpus, tmp_path / "raw")
     p = raw / "vg/region_descriptions.json"
@@ -366,10 +371,10 @@ def test_a_bad_middle_with_ranges_still_names_the_file(corpus: Path, tmp_path: P
     i = text.index('"x"', len(text) // 2)
     p.write_text(text[:i] + '"x": 1x2, ' + text[i:])
     lake = tmp_path / "lake"
-    with pytest.raises(LakeInputError, match=r"vg/region_descriptions\.json"):
-        ingest_source(IngestConfig(raw_root=raw, out=lake, threads=3), "vg")
+    stats = ingest_source(IngestConfig(raw_root=raw, out=lake, threads=3), "vg")
+    assert [e["file"] for e in stats["errors"]] == ["vg/region_descriptions.json"]
     assert outcomes == ["fallback"]
-    assert not (lake / "regions" / "source=vg").exists()
+    assert pq.read_metadata(lake / "regions" / "source=vg" / "part-0.parquet").num_rows == 0
     assert not list((lake / "_tmp").iterdir())
 
 

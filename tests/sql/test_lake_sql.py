@@ -13,13 +13,14 @@ from typing import Any
 import duckdb
 import pytest
 
+from xvlm.data.lake.lines import LineFaults, read_class_lines
 from xvlm.data.lake.sqlrun import SqlRunner
 
 
 @pytest.fixture()
 def run() -> SqlRunner:
     r = SqlRunner(duckdb.connect(":memory:"))
-    for t in ("images", "captions", "boxes", "splits", "rejects", "image_checks"):
+    for t in ("images", "captions", "boxes", "splits", "rejects", "image_checks", "aux"):
         r.create(f"cand_{t}" if t != "image_checks" else t, f"empty_{t}")
     yield r
     r.close()
@@ -180,7 +181,8 @@ def test_vg_regions_reads_id_and_width_height(run: SqlRunner, tmp_path: Path) ->
     assert rows(run, "SELECT image_key, box_id, c0, c1, c2, c3, label, locator, reason FROM cand_boxes "
                      "ORDER BY 1") == [
         ("vg_1", "1382", "421", "57", "82", "139", "the clock", "[0].regions[0]", None),
-        ("vg_2", "7", "abc", "3", "5", "6", "x", "[1].regions[0]", None)]
+        # strict JSON types: a string where a number belongs is quarantined (x first), never cast
+        ("vg_2", "7", "abc", "3", "5", "6", "x", "[1].regions[0]", "wrong_type:x=string")]
 
 
 def test_vg_objects_join_attributes(run: SqlRunner, tmp_path: Path) -> None:
@@ -190,7 +192,8 @@ def test_vg_objects_join_attributes(run: SqlRunner, tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps([{"image_id": 1, "attributes": [
         {"object_id": 10, "names": ["clock"], "attributes": ["green", "tall"]},
         {"object_id": 11, "names": ["sky"]}]}]))
-    run.create("vg_attributes", "vg_attributes", path=tmp_path / "a.json")
+    run.create("vg_attribute_rows", "vg_attribute_rows", path=tmp_path / "a.json", file="a")
+    run.create("vg_attributes", "vg_attributes")
     run.insert("cand_boxes", "vg_objects", path=tmp_path / "o.json", file="o")
     assert rows(run, "SELECT box_id, label, attributes, c2, c3, locator FROM cand_boxes ORDER BY 1") == [
         ("10", "clock", ["green", "tall"], "3", "4", "[0].objects[0]"),
@@ -262,7 +265,7 @@ def test_coco_captions(run: SqlRunner, tmp_path: Path) -> None:
     run.insert("cand_captions", "coco_captions", source="coco", split="val2017", file="f", key_prefix="coco")
     assert rows(run, "SELECT image_key, caption_id, caption, locator, reason FROM cand_captions ORDER BY ord") == [
         ("coco_203564", "37", "A bicycle replica.", "annotations[0]", None),
-        (None, "38", "bad id", "annotations[1]", "invalid_number")]
+        (None, "38", "bad id", "annotations[1]", "wrong_type:image_id=string")]
 
 
 def test_karpathy_splits_and_flickr(run: SqlRunner, tmp_path: Path) -> None:
@@ -306,6 +309,7 @@ def test_web_tsv_rows_line_numbers_survive_rejected_lines(run: SqlRunner, tmp_pa
                   b"no tab here\n"                       # line 3, one column -> rejected
                   b"a cat\thttp://a/3.jpg\n")             # line 4
     run.create("csv_acc", "web_tsv_read", path=p)
+    run.con.register("line_faults", LineFaults(p).table())  # no line replaced before the read
     run.create("web_rows", "web_tsv_rows", layout="caption_url")
     assert rows(run, "SELECT line, caption, url FROM web_rows ORDER BY line") == [
         (1, 'a "dog', "http://a/0.jpg"), (4, "a cat", "http://a/3.jpg")]
@@ -351,9 +355,9 @@ def test_web_downloads_and_images(run: SqlRunner, tmp_path: Path) -> None:
     assert rows(run, "SELECT url, key, status, tar_path FROM web_downloads ORDER BY 1") == [
         ("http://a/0.jpg", "000000000", "success", "cc3m/images/00000.tar"),
         ("http://a/1.jpg", "000000001", "failed_to_download", "cc3m/images/00000.tar")]
-    run.con.execute("CREATE TABLE web_rows AS SELECT * FROM (VALUES (1, 'c0', 'http://a/0.jpg'), "
-                    "(2, 'c1', 'http://a/1.jpg'), (3, 'c2', 'ftp://a/2.jpg'), (4, 'c3', 'http://a/9.jpg'), "
-                    "(5, 'c4', 'http://a/0.jpg')) AS t(line, caption, url)")
+    run.con.execute("CREATE TABLE web_rows AS SELECT *, CAST(NULL AS VARCHAR) AS type_reason FROM (VALUES "
+                    "(1, 'c0', 'http://a/0.jpg'), (2, 'c1', 'http://a/1.jpg'), (3, 'c2', 'ftp://a/2.jpg'), "
+                    "(4, 'c3', 'http://a/9.jpg'), (5, 'c4', 'http://a/0.jpg')) AS t(line, caption, url)")
     run.insert("cand_images", "web_images", source="cc3m", split="train", file="t.tsv", locator_prefix="line ")
     assert rows(run, "SELECT image_key, tar_key, width, sha256, locator, reason FROM cand_images ORDER BY ord") == [
         ("cc3m_0", "000000000", "256", "aa", "line 1", None),
@@ -373,7 +377,8 @@ def test_empty_web_downloads_and_vg_attributes(run: SqlRunner) -> None:
 
 def test_openimages_boxes_by_header_name(run: SqlRunner, tmp_path: Path) -> None:
     (tmp_path / "classes.csv").write_text('/m/01g317,Person\n/m/011k07,"Tortoise, giant"\n')
-    run.create("oi_classes", "oi_classes", path=tmp_path / "classes.csv")
+    run.con.register("oi_class_lines", read_class_lines(tmp_path / "classes.csv", "classes.csv"))
+    run.create("oi_classes", "oi_classes")
     assert rows(run, "SELECT * FROM oi_classes ORDER BY 1") == [("/m/011k07", "Tortoise, giant"),
                                                                ("/m/01g317", "Person")]
     # columns reordered on purpose: selected by header name
@@ -383,6 +388,7 @@ def test_openimages_boxes_by_header_name(run: SqlRunner, tmp_path: Path) -> None
         b"0.1,000002b66c9c498e,xclick\n"
         b"0.2,00000c4d5e6f7a8b,xclick,/m/0zzz,1,0.3,0.1,0.2,1,0,1,0,0\n")
     run.create("csv_acc", "oi_boxes_read", path=tmp_path / "boxes.csv")
+    run.con.register("line_faults", LineFaults(tmp_path / "boxes.csv").table())
     run.insert("cand_boxes", "oi_boxes", file="b.csv", source="openimages")
     assert rows(run, "SELECT image_key, box_id, c0, c1, c2, c3, coords, label, is_group, flags, locator, reason "
                      "FROM cand_boxes ORDER BY ord") == [
@@ -426,12 +432,12 @@ def test_outputs_quarantine_and_stats(run: SqlRunner, tmp_path: Path) -> None:
     assert sorted(r[:5] for r in run.query("out_quarantine", source="t")) == [
         ("t", "captions", "f", "c2", "image_not_loaded"), ("t", "images", "f", "line 9", "invalid_utf8"),
         ("t", "images", "f", "t_2", "failed_to_download")]
-    assert run.query("stats_rows_in") == [("captions", 2), ("images", 3), ("objects", 1), ("regions", 1),
-                                          ("splits", 0)]
+    assert run.query("stats_rows_in") == [("f", "captions", 2), ("f", "images", 3), ("f", "objects", 1),
+                                          ("f", "regions", 1)]
     assert run.query("stats_outcomes") == [
-        ("captions", None, 1), ("captions", "image_not_loaded", 1), ("images", None, 1),
-        ("images", "failed_to_download", 1), ("images", "invalid_utf8", 1), ("objects", None, 1),
-        ("regions", None, 1)]
+        ("f", "captions", None, 1, 0), ("f", "captions", "image_not_loaded", 1, 0), ("f", "images", None, 1, 0),
+        ("f", "images", "failed_to_download", 1, 0), ("f", "images", "invalid_utf8", 1, 0),
+        ("f", "objects", None, 1, 0), ("f", "regions", None, 1, 0)]
     out = tmp_path / "x.parquet"
     run.copy_parquet("out_images", out)
     assert run.con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(out)}).fetchall() == [(1,)]

@@ -3,7 +3,8 @@
 Tables (``docs/lake.md``): images, captions, regions, objects, splits, quarantine; ``lake.duckdb`` holds
 views over them. Entry points for the CLI and the Prefect flow:
 
-- ``ingest(raw_root, out, sources=None, force=False) -> stats``
+- ``ingest(raw_root, out, sources=None, force=False, files=None, config=None) -> stats``;
+  ``ingest_errors(stats)``: the file-level errors, one line each (an unusable file never stops the rest)
 - ``ingest_lake(cfg, sources=None, force=False, log=None) -> stats``; ``ingest_source(cfg, source, ...)``
 - ``lake_stats(lake_root) -> stats``; ``format_stats(stats) -> str``; ``lake_sql(lake_root, query)``
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from xvlm.data.lake.config import (
+    FILE_KEYS,
     SOURCES,
     CocoPaths,
     Flickr30kPaths,
@@ -24,7 +26,15 @@ from xvlm.data.lake.config import (
     VgPaths,
     WebCaptionPaths,
 )
-from xvlm.data.lake.ingest import format_source_stats, ingest, ingest_lake, ingest_source, source_fingerprint
+from xvlm.data.lake.ingest import (
+    SourceFailed,
+    format_source_stats,
+    ingest,
+    ingest_errors,
+    ingest_lake,
+    ingest_source,
+    source_fingerprint,
+)
 from xvlm.data.lake.views import LAKE_DB, connect_lake_db, lake_sql, lake_stats, write_lake_db
 from xvlm.data.lake.writer import TABLES
 
@@ -35,7 +45,7 @@ def format_stats(stats: dict[str, dict[str, Any]]) -> str:
 
 
 __all__ = [
-    "LAKE_DB", "SOURCES", "TABLES", "CocoPaths", "Flickr30kPaths", "IngestConfig", "KarpathyPaths",
+    "FILE_KEYS", "LAKE_DB", "SOURCES", "SourceFailed", "ingest_errors", "TABLES", "CocoPaths", "Flickr30kPaths", "IngestConfig", "KarpathyPaths",
     "LakeInputError", "Objects365Paths", "OpenImagesPaths", "VgPaths", "WebCaptionPaths", "connect_lake_db", "format_source_stats",
     "format_stats", "ingest", "ingest_lake", "ingest_source", "lake_sql", "lake_stats", "source_fingerprint",
     "write_lake_db",

@@ -4,6 +4,11 @@ Paths are relative to ``raw_root`` unless absolute, so a user points one source 
 (``dataclasses.replace(cfg, vg=VgPaths(region_descriptions="/data/vg/region_descriptions.json", ...))``)
 and keeps the defaults (the layout of the sample corpus and of the official archives) for the rest.
 A source set to ``None`` is not ingested. ``IngestConfig.to_dict``/``from_dict`` are the JSON variant.
+
+File names: THE one place they are defined (the CLI's ``--file``, ``xvlm prepare`` and the ingest all
+read them from here). A file field holds one name or a tuple of alternatives, the names of each released
+version, first existing one wins (:meth:`IngestConfig.pick`); ``IngestConfig.with_files({"vg.objects":
+"vg/objects_v1_2.json"})`` overrides any of them by its dotted key (:data:`FILE_KEYS` lists the keys).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from xvlm.configtree import build
 from xvlm.errors import BadInput
@@ -19,6 +24,15 @@ from xvlm.errors import BadInput
 SOURCES: tuple[str, ...] = (
     "coco", "karpathy", "flickr30k", "vg", "cc3m", "cc12m", "sbu", "objects365", "openimages",
 )
+
+
+# A configured input file: one name, or alternatives (the names of each released version; first existing wins).
+FileSpec = Union[str, tuple[str, ...]]  # noqa: UP007 - configtree reads the hint at run time
+
+
+def alternatives(spec: FileSpec) -> tuple[str, ...]:
+    """The names a file spec accepts, in order of preference."""
+    return (spec,) if isinstance(spec, str) else tuple(spec)
 
 
 class LakeInputError(BadInput):
@@ -56,11 +70,12 @@ class KarpathyPaths:
 
     ``coco`` / ``flickr30k``: Karpathy's ``dataset_*.json``. ``refcoco_plus``: split name -> RefCOCO+
     file of the reference fine-tuning (``[{image, text, ref_id}]``). Left at the default layout, it is
-    skipped when none of those files exists; any other value must name existing files.
+    skipped when none of those files exists; any other value must name existing files. Whichever of
+    ``coco`` / ``flickr30k`` is present is read (only COCO downloaded is fine); neither present is an error.
     """
 
-    coco: str | None = "karpathy/dataset_coco.json"
-    flickr30k: str | None = "karpathy/dataset_flickr30k.json"
+    coco: FileSpec | None = "karpathy/dataset_coco.json"
+    flickr30k: FileSpec | None = "karpathy/dataset_flickr30k.json"
     refcoco_plus: dict[str, str] | None = field(default_factory=lambda: dict(REFCOCO_PLUS_SPLITS))
 
 
@@ -76,10 +91,11 @@ class Flickr30kPaths:
 class VgPaths:
     """Visual Genome: top-level JSON arrays, one element per image; images under ``image_root/VG_100K*/``."""
 
-    image_data: str = "vg/image_data.json"
-    region_descriptions: str = "vg/region_descriptions.json"
-    objects: str = "vg/objects.json"
-    attributes: str | None = "vg/attributes.json"
+    # VG 1.2 / 1.4 archives unpack to these names; some mirrors keep the version suffix.
+    image_data: FileSpec = ("vg/image_data.json", "vg/image_data_v1_2.json")
+    region_descriptions: FileSpec = ("vg/region_descriptions.json", "vg/region_descriptions_v1_2.json")
+    objects: FileSpec = ("vg/objects.json", "vg/objects_v1_4.json", "vg/objects_v1_2.json")
+    attributes: FileSpec | None = ("vg/attributes.json", "vg/attributes_v1_2.json")
     image_root: str = "vg"
 
 
@@ -99,10 +115,10 @@ class WebCaptionPaths:
 
 @dataclass(frozen=True)
 class Objects365Paths:
-    """Objects365 v2: COCO-format JSON per split; images at ``image_dirs[split]/patchN/<file>``."""
+    """Objects365 v2 (or v1): COCO-format JSON per split; images at ``image_dirs[split]/patchN/<file>``."""
 
-    annotations: dict[str, str] = field(default_factory=lambda: {
-        "train": "objects365/zhiyuan_objv2_train.json"})
+    annotations: dict[str, FileSpec] = field(default_factory=lambda: {
+        "train": ("objects365/zhiyuan_objv2_train.json", "objects365/objects365_train.json")})
     image_dirs: dict[str, str] = field(default_factory=lambda: {"train": "objects365/train"})
 
 
@@ -110,9 +126,12 @@ class Objects365Paths:
 class OpenImagesPaths:
     """OpenImages boxes CSV per split (header, normalised XMin/XMax/YMin/YMax) and class names."""
 
-    boxes: dict[str, str] = field(default_factory=lambda: {
-        "train": "openimages/oidv6-train-annotations-bbox.csv"})
-    class_descriptions: str = "openimages/oidv6-class-descriptions-boxable.csv"
+    # V6/V7 boxes are oidv6-*; V5 has no prefix. Class names: V7 oidv7-*, V6 oidv6-*, V5/V6 unprefixed.
+    boxes: dict[str, FileSpec] = field(default_factory=lambda: {
+        "train": ("openimages/oidv6-train-annotations-bbox.csv", "openimages/train-annotations-bbox.csv")})
+    class_descriptions: FileSpec = ("openimages/oidv6-class-descriptions-boxable.csv",
+                                    "openimages/oidv7-class-descriptions-boxable.csv",
+                                    "openimages/class-descriptions-boxable.csv")
     image_dirs: dict[str, str] = field(default_factory=lambda: {"train": "openimages/train"})
 
 
@@ -158,6 +177,55 @@ class IngestConfig:
         p = Path(rel)
         return p if p.is_absolute() else self.raw_root / p
 
+    def pick(self, spec: FileSpec) -> str:
+        """The configured name to read: the first alternative that exists, else the first (whose error
+        then names it)."""
+        alts = alternatives(spec)
+        return next((a for a in alts if self.resolve(a).is_file()), alts[0])
+
+    def paths(self, source: str) -> Any:
+        """``source``'s path section with every file alternative resolved to the one name read
+        (:meth:`pick`), so the parse, the fingerprint and the quarantine all see one plain string."""
+        p = getattr(self, source)
+        if p is None:
+            raise BadInput(f"source {source!r} is disabled in the config")
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(p):
+            v = getattr(p, f.name)
+            if isinstance(v, tuple):
+                changes[f.name] = self.pick(v)
+            elif isinstance(v, dict) and any(isinstance(x, tuple) for x in v.values()):
+                changes[f.name] = {k: self.pick(x) if isinstance(x, tuple) else x for k, x in v.items()}
+        return dataclasses.replace(p, **changes) if changes else p
+
+    def with_files(self, overrides: dict[str, str]) -> IngestConfig:
+        """A copy with file names replaced by dotted key: ``{"openimages.class_descriptions": "x.csv",
+        "coco.captions.val2017": "y.json"}`` (:data:`FILE_KEYS`); a key ``source.field.split`` adds a split."""
+        cfg = self
+        for key, value in overrides.items():
+            parts = key.split(".")
+            if len(parts) not in (2, 3) or parts[0] not in SOURCES:
+                raise BadInput(f"--file {key}={value}: key must be SOURCE.FIELD[.SPLIT]; known: {', '.join(FILE_KEYS)}")
+            paths = getattr(cfg, parts[0])
+            if paths is None:
+                raise BadInput(f"--file {key}={value}: source {parts[0]!r} is disabled in the config")
+            names = {f.name for f in dataclasses.fields(paths)}
+            if parts[1] not in names:
+                raise BadInput(f"--file {key}={value}: {parts[0]} has no file {parts[1]!r}; known: "
+                               f"{', '.join(k for k in FILE_KEYS if k.startswith(parts[0] + '.'))}")
+            current = getattr(paths, parts[1])
+            if len(parts) == 3:
+                if not isinstance(current, dict):
+                    raise BadInput(f"--file {key}={value}: {parts[0]}.{parts[1]} has no splits")
+                new: Any = {**current, parts[2]: value}
+            elif isinstance(current, dict):
+                raise BadInput(f"--file {key}={value}: {parts[0]}.{parts[1]} is per split: name one, "
+                               f"e.g. {parts[0]}.{parts[1]}.{next(iter(current), 'train')}")
+            else:
+                new = value
+            cfg = dataclasses.replace(cfg, **{parts[0]: dataclasses.replace(paths, **{parts[1]: new})})
+        return cfg
+
     def enabled_sources(self) -> list[str]:
         return [s for s in SOURCES if getattr(self, s) is not None]
 
@@ -170,3 +238,15 @@ class IngestConfig:
     def from_dict(cls, d: dict[str, Any]) -> IngestConfig:
         """Strict (``xvlm.configtree``): per-source path sections built, unknown keys refused."""
         return build(cls, d, "ingest")
+
+
+# Every configurable input path, as the dotted keys of IngestConfig.with_files (and `xvlm ingest --file`).
+FILE_KEYS: tuple[str, ...] = (
+    "coco.captions.SPLIT", "coco.instances.SPLIT", "coco.image_dirs.SPLIT",
+    "karpathy.coco", "karpathy.flickr30k", "karpathy.refcoco_plus.SPLIT",
+    "flickr30k.annotations", "flickr30k.image_dir",
+    "vg.image_data", "vg.region_descriptions", "vg.objects", "vg.attributes", "vg.image_root",
+    "cc3m.captions", "cc3m.images_dir", "cc12m.captions", "cc12m.images_dir", "sbu.captions", "sbu.images_dir",
+    "objects365.annotations.SPLIT", "objects365.image_dirs.SPLIT",
+    "openimages.boxes.SPLIT", "openimages.class_descriptions", "openimages.image_dirs.SPLIT",
+)

@@ -81,6 +81,18 @@ def file_digest(path: Path, check_utf8: bool = False) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _file_state(path: Path) -> str:
+    """A file's digest, or why it cannot be read: a missing or unreadable file is a file-level error
+    of its source (the rest still ingests), and the fingerprint records that state, so the same fault
+    is not re-ingested on every run and fixing the file changes the fingerprint."""
+    try:
+        return file_digest(path, check_utf8=path.suffix == ".json")
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+
+
 def dir_listing_digest(path: Path) -> str:
     """sha256 over the sorted (relative path, size, mtime_ns) of every file under ``path``."""
     if not path.is_dir():
@@ -110,7 +122,7 @@ def fingerprint(files: list[Path], dirs: list[Path], settings: dict) -> str:
     doc = {
         "sql": sql_digest(),
         "settings": settings,
-        "files": {str(p): file_digest(p, check_utf8=p.suffix == ".json") for p in files},
+        "files": {str(p): _file_state(p) for p in files},
         "dirs": {str(p): dir_listing_digest(p) for p in dirs},
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

@@ -9,9 +9,12 @@ and error messages show.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import pyarrow as pa
 
 from xvlm.data.lake import fingerprint as fp
 from xvlm.data.lake.config import (
@@ -26,6 +29,7 @@ from xvlm.data.lake.config import (
     VgPaths,
     WebCaptionPaths,
 )
+from xvlm.data.lake.lines import isolate_lines, read_class_lines
 from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.errors import BadInput
 
@@ -66,25 +70,60 @@ def check_utf8(path: Path) -> None:
 
 
 def _need(cfg: IngestConfig, rel: str) -> Path:
+    """The file ``rel`` names, checked usable as a whole: present, readable, not empty or blank,
+    valid UTF-8 (JSON). Anything else is a :class:`LakeInputError` naming it (a file-level error)."""
     p = cfg.resolve(rel)
     if not p.is_file():
-        raise LakeInputError(p, "input file not found")
+        raise LakeInputError(rel, "input file not found" + (" (a dangling link?)" if p.is_symlink() else ""))
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        raise LakeInputError(rel, f"unreadable ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise LakeInputError(rel, "empty file (0 bytes)")
+    if size <= len(head) and not head.strip():
+        raise LakeInputError(rel, f"only whitespace ({size} bytes)")
     if p.suffix == ".json":
-        check_utf8(p)
+        try:
+            check_utf8(p)
+        except LakeInputError as exc:
+            raise LakeInputError(rel, exc.detail) from exc
     return p
+
+
+# Candidate tables held in memory whose rows name their input file (rolled back with the file).
+_MEMORY_TABLES = ("cand_rejects", "cand_aux")
+
+
+@contextmanager
+def input_file(run: SqlRunner, rel: str, entities: tuple[str, ...]) -> Iterator[None]:
+    """Parse one input file in isolation: it holds ``entities`` (listed in the stats, zero rows
+    included); if it cannot be used as a whole, its rows are rolled back and the error is recorded in
+    ``run.file_errors`` - the source's other files, and every other source, still ingest."""
+    have = run.file_entities.setdefault(rel, [])
+    have.extend(e for e in entities if e not in have)
+    mark = run.mark()
+    try:
+        yield
+    except (LakeInputError, OSError) as exc:
+        run.rollback(mark, rel, _MEMORY_TABLES)
+        detail = exc.detail if isinstance(exc, LakeInputError) else f"unreadable ({exc.strerror or exc})"
+        run.file_errors.setdefault(rel, detail)
 
 
 # ---------------------------------------------------------------- inputs (for fingerprints)
 
 def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
-    """The files and image folders ``source`` reads, per its config."""
-    p = getattr(cfg, source)
+    """The files and image folders ``source`` reads, per its config (alternatives resolved)."""
+    p = cfg.paths(source)
     r = cfg.resolve
     if isinstance(p, CocoPaths):
         return SourceInputs([r(f) for f in [*p.captions.values(), *p.instances.values()]],
                             [r(d) for d in p.image_dirs.values()], True)
     if isinstance(p, KarpathyPaths):
-        files = [r(f) for f in (p.coco, p.flickr30k) if f] + [r(f) for f in refcoco_plus_files(cfg, p).values()]
+        files = [r(f) for f in karpathy_files(cfg, p).values()] + [r(f) for f in refcoco_plus_files(cfg, p).values()]
         return SourceInputs(files, [], False)
     if isinstance(p, Flickr30kPaths):
         return SourceInputs([r(p.annotations)], [r(p.image_dir)], True)
@@ -103,38 +142,42 @@ def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
 
 def source_settings(cfg: IngestConfig, source: str) -> dict:
     """The config that changes a source's output (part of its fingerprint)."""
-    return {"source": source, "paths": asdict(getattr(cfg, source)),
+    return {"source": source, "paths": asdict(cfg.paths(source)),
             "min_kept_fraction": cfg.min_kept_fraction, "check_images": cfg.check_images}
 
 
 # ---------------------------------------------------------------- parse functions
 
+def _cocofmt_doc(run: SqlRunner, cfg: IngestConfig, rel: str) -> None:
+    path = _need(cfg, rel)
+    run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
+
+
 def parse_coco(run: SqlRunner, cfg: IngestConfig, p: CocoPaths) -> None:
-    for split, rel in p.captions.items():
-        path = _need(cfg, rel)
-        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
-        run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel, key_prefix="coco",
-                   image_dir=p.image_dirs.get(split, f"coco/{split}"), path_parts=1, id_is_coco_id=True)
-        run.insert("cand_captions", "coco_captions", source="coco", split=split, file=rel, key_prefix="coco")
-    for split, rel in p.instances.items():
-        path = _need(cfg, rel)
-        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
-        if split not in p.captions:  # images come from the captions file of the split when there is one
-            run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel,
-                       key_prefix="coco", image_dir=p.image_dirs.get(split, f"coco/{split}"),
-                       path_parts=1, id_is_coco_id=True)
-        run.insert("cand_boxes", "cocofmt_objects", source="coco", file=rel, key_prefix="coco")
+    """Captions and instances files; the ``images`` of EVERY file are read (an image listed identically
+    in two files is one image, a conflicting record is duplicate_id)."""
+    for kind, files in (("captions", p.captions), ("instances", p.instances)):
+        for split, rel in files.items():
+            with input_file(run, rel, ("images", "captions" if kind == "captions" else "objects")):
+                _cocofmt_doc(run, cfg, rel)
+                run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel, key_prefix="coco",
+                           image_dir=p.image_dirs.get(split, f"coco/{split}"), path_parts=1, id_is_coco_id=True)
+                if kind == "captions":
+                    run.insert("cand_captions", "coco_captions", source="coco", split=split, file=rel,
+                               key_prefix="coco")
+                else:
+                    run.insert("cand_boxes", "cocofmt_objects", source="coco", file=rel, key_prefix="coco")
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
 
 
 def parse_objects365(run: SqlRunner, cfg: IngestConfig, p: Objects365Paths) -> None:
     for split, rel in p.annotations.items():
-        path = _need(cfg, rel)
-        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
-        run.insert("cand_images", "cocofmt_images", source="objects365", split=split, file=rel,
-                   key_prefix="o365", image_dir=p.image_dirs.get(split, f"objects365/{split}"),
-                   path_parts=2, id_is_coco_id=False)
-        run.insert("cand_boxes", "cocofmt_objects", source="objects365", file=rel, key_prefix="o365")
+        with input_file(run, rel, ("images", "objects")):
+            _cocofmt_doc(run, cfg, rel)
+            run.insert("cand_images", "cocofmt_images", source="objects365", split=split, file=rel,
+                       key_prefix="o365", image_dir=p.image_dirs.get(split, f"objects365/{split}"),
+                       path_parts=2, id_is_coco_id=False)
+            run.insert("cand_boxes", "cocofmt_objects", source="objects365", file=rel, key_prefix="o365")
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
 
 
@@ -147,74 +190,110 @@ def refcoco_plus_files(cfg: IngestConfig, p: KarpathyPaths) -> dict[str, str]:
     return dict(p.refcoco_plus)
 
 
+def karpathy_files(cfg: IngestConfig, p: KarpathyPaths) -> dict[str, str]:
+    """The Karpathy split files to read (dataset -> file): whichever of COCO / Flickr30K are present;
+    when none is, all configured ones (so the error names what was looked for)."""
+    files = {d: rel for d, rel in (("coco", p.coco), ("flickr30k", p.flickr30k)) if rel}
+    present = {d: rel for d, rel in files.items() if cfg.resolve(rel).exists() or cfg.resolve(rel).is_symlink()}
+    return present or files
+
+
 def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
-    for dataset, rel in (("coco", p.coco), ("flickr30k", p.flickr30k)):
-        if rel is None:
-            continue
-        path = _need(cfg, rel)
-        run.create("karpathy_doc", "karpathy_doc", file=rel, path=path, max_object_size=max_object_size(path))
-        run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel)
+    for dataset, rel in karpathy_files(cfg, p).items():
+        with input_file(run, rel, ("splits",)):
+            path = _need(cfg, rel)
+            run.create("karpathy_doc", "karpathy_doc", file=rel, path=path, max_object_size=max_object_size(path))
+            run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel)
     for split, rel in refcoco_plus_files(cfg, p).items():
-        run.insert("cand_splits", "refcoco_splits", file=rel, path=_need(cfg, rel), split=split)
+        with input_file(run, rel, ("splits",)):
+            run.insert("cand_splits", "refcoco_splits", file=rel, path=_need(cfg, rel), split=split)
 
 
 def parse_flickr30k(run: SqlRunner, cfg: IngestConfig, p: Flickr30kPaths) -> None:
-    path = _need(cfg, p.annotations)
-    run.create("karpathy_doc", "karpathy_doc", file=p.annotations, path=path,
-               max_object_size=max_object_size(path))
-    run.insert("cand_images", "flickr30k_images", file=p.annotations, image_dir=p.image_dir)
-    run.insert("cand_captions", "flickr30k_captions", file=p.annotations)
+    with input_file(run, p.annotations, ("images", "captions")):
+        path = _need(cfg, p.annotations)
+        run.create("karpathy_doc", "karpathy_doc", file=p.annotations, path=path,
+                   max_object_size=max_object_size(path))
+        run.insert("cand_images", "flickr30k_images", file=p.annotations, image_dir=p.image_dir)
+        run.insert("cand_captions", "flickr30k_captions", file=p.annotations)
 
 
 def parse_vg_regions(run: SqlRunner, cfg: IngestConfig, p: VgPaths) -> None:
-    run.insert("cand_boxes", "vg_regions", file=p.region_descriptions,
-               path=_need(cfg, p.region_descriptions))
+    with input_file(run, p.region_descriptions, ("regions",)):
+        run.insert("cand_boxes", "vg_regions", file=p.region_descriptions, path=_need(cfg, p.region_descriptions))
 
 
-def parse_vg(run: SqlRunner, cfg: IngestConfig, p: VgPaths, regions: bool = True) -> None:
-    """``regions=False``: the region file is only checked here; the fused pass reads it later."""
-    run.insert("cand_images", "vg_images", file=p.image_data, path=_need(cfg, p.image_data),
-               image_root=p.image_root)
+def parse_vg(run: SqlRunner, cfg: IngestConfig, p: VgPaths, regions: bool = True) -> bool:
+    """``regions=False``: the region file is only checked here; the fused pass reads it later.
+    Returns whether the region file is usable (False: recorded in ``run.file_errors``)."""
+    with input_file(run, p.image_data, ("images",)):
+        run.insert("cand_images", "vg_images", file=p.image_data, path=_need(cfg, p.image_data),
+                   image_root=p.image_root)
     if regions:
         parse_vg_regions(run, cfg, p)
     else:
-        _need(cfg, p.region_descriptions)
+        with input_file(run, p.region_descriptions, ("regions",)):
+            _need(cfg, p.region_descriptions)
+    run.create("vg_attributes", "empty_vg_attributes")
     if p.attributes:
-        run.create("vg_attributes", "vg_attributes", file=p.attributes, path=_need(cfg, p.attributes))
-    else:
-        run.create("vg_attributes", "empty_vg_attributes")
-    run.insert("cand_boxes", "vg_objects", file=p.objects, path=_need(cfg, p.objects))
+        with input_file(run, p.attributes, ("attributes",)):
+            run.create("vg_attribute_rows", "vg_attribute_rows", file=p.attributes, path=_need(cfg, p.attributes))
+            run.insert("cand_aux", "vg_attributes_aux", file=p.attributes)
+            run.create("vg_attributes", "vg_attributes")
+    with input_file(run, p.objects, ("objects",)):
+        run.insert("cand_boxes", "vg_objects", file=p.objects, path=_need(cfg, p.objects))
+    return p.region_descriptions not in run.file_errors
+
+
+def _read_tsv(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path, read_sql: str) -> None:
+    """``csv_acc`` = the accepted lines of a TSV/CSV, ``reject_errors`` + ``line_faults`` the others."""
+    faults = isolate_lines(path, run.stage_dir or cfg.out / "_tmp")
+    try:
+        run.con.execute("DROP TABLE IF EXISTS reject_errors")
+        run.con.register("line_faults", faults.table())
+        accepted = run.create("csv_acc", read_sql, file=rel, path=faults.path)
+    finally:
+        if faults.path != path:
+            faults.path.unlink(missing_ok=True)
+    rejected = run.query("csv_reject_count")[0][0]
+    if accepted == 0 and rejected:  # not one line with the expected fields: wrong delimiter or file
+        raise LakeInputError(rel, f"none of its {rejected} lines has the expected fields: wrong delimiter, "
+                                  "or not this source's file?")
 
 
 def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPaths], None]:
     def parse(run: SqlRunner, cfg: IngestConfig, p: WebCaptionPaths) -> None:
-        path = _need(cfg, p.captions)
-        if p.layout in ("caption_url", "url_caption"):
-            run.con.execute("DROP TABLE IF EXISTS reject_errors")
-            run.create("csv_acc", "web_tsv_read", file=p.captions, path=path)
-            run.create("web_rows", "web_tsv_rows", file=p.captions, layout=p.layout)
-            run.insert("cand_rejects", "csv_rejects", file=p.captions, entities=["images", "captions"])
-            prefix = "line "
-        elif p.layout == "sbu_json":
-            run.create("web_rows", "sbu_rows", file=p.captions, path=path, max_object_size=max_object_size(path))
-            bad = run.query("sbu_count_mismatch")[0]
-            if bad and bad[0] is not None:
-                raise LakeInputError(p.captions, f"image_urls has {bad[0]} entries but captions has {bad[1]}; "
-                                                 "the parallel lists cannot be paired")
-            prefix = "image_urls["
-        else:
-            raise BadInput(f"{source}: unknown caption layout {p.layout!r}")
-        _check_url_column(run, p)
-        parquet = sorted(cfg.resolve(p.images_dir).glob("*.parquet"))
-        if parquet:
-            run.create("web_downloads", "web_downloads", files=[str(f) for f in parquet],
-                       raw_root=str(cfg.raw_root))
-        else:
-            run.create("web_downloads", "empty_web_downloads")
-        common = {"source": source, "split": p.split, "file": p.captions, "locator_prefix": prefix}
-        run.insert("cand_images", "web_images", **common)
-        run.insert("cand_captions", "web_captions", **common)
+        with input_file(run, p.captions, ("images", "captions")):
+            _parse_web(run, cfg, p, source)
     return parse
+
+
+def _parse_web(run: SqlRunner, cfg: IngestConfig, p: WebCaptionPaths, source: str) -> None:
+    path = _need(cfg, p.captions)
+    if p.layout in ("caption_url", "url_caption"):
+        _read_tsv(run, cfg, p.captions, path, "web_tsv_read")
+        run.create("web_rows", "web_tsv_rows", file=p.captions, layout=p.layout)
+        run.insert("cand_rejects", "csv_rejects", file=p.captions, entities=["images", "captions"])
+        prefix = "line "
+    elif p.layout == "sbu_json":
+        run.create("web_rows", "sbu_rows", file=p.captions, path=path, max_object_size=max_object_size(path))
+        bad = run.query("sbu_count_mismatch")[0]
+        if bad and bad[0] is not None:
+            raise LakeInputError(p.captions, f"image_urls has {bad[0]} entries but captions has {bad[1]}; "
+                                             "the parallel lists cannot be paired")
+        prefix = "image_urls["
+    else:
+        raise BadInput(f"{source}: unknown caption layout {p.layout!r}")
+    _check_url_column(run, p)
+    parquet = sorted(cfg.resolve(p.images_dir).glob("*.parquet"))
+    if parquet:
+        run.create("web_downloads", "web_downloads", files=[str(f) for f in parquet],
+                   raw_root=str(cfg.raw_root))
+    else:
+        run.create("web_downloads", "empty_web_downloads")
+    common = {"source": source, "split": p.split, "file": p.captions, "locator_prefix": prefix}
+    run.insert("cand_images", "web_images", **common)
+    run.insert("cand_captions", "web_captions", **common)
 
 
 def _check_url_column(run: SqlRunner, p: WebCaptionPaths) -> None:
@@ -227,15 +306,28 @@ def _check_url_column(run: SqlRunner, p: WebCaptionPaths) -> None:
 
 
 def parse_openimages(run: SqlRunner, cfg: IngestConfig, p: OpenImagesPaths) -> None:
-    run.create("oi_classes", "oi_classes", file=p.class_descriptions, path=_need(cfg, p.class_descriptions))
-    for split, rel in p.boxes.items():
+    rel = p.class_descriptions
+    run.con.register("oi_class_lines", read_class_lines_empty())
+    with input_file(run, rel, ("classes",)):
         path = _need(cfg, rel)
-        run.con.execute("DROP TABLE IF EXISTS reject_errors")
-        run.create("csv_acc", "oi_boxes_read", file=rel, path=path)
-        run.insert("cand_boxes", "oi_boxes", file=rel, source="openimages")
-        run.insert("cand_rejects", "csv_rejects", file=rel, entities=["objects"])
-        run.insert("cand_images", "oi_images", source="openimages", split=split, file=rel,
-                   image_dir=p.image_dirs.get(split, f"openimages/{split}"))
+        run.con.register("oi_class_lines", read_class_lines(path, rel))
+        run.insert("cand_aux", "oi_classes_aux")
+    run.create("oi_classes", "oi_classes")
+    for split, rel in p.boxes.items():
+        with input_file(run, rel, ("objects", "images")):
+            _read_tsv(run, cfg, rel, _need(cfg, rel), "oi_boxes_read")
+            missing = run.query("oi_boxes_columns")[0][0]
+            if missing:
+                raise LakeInputError(rel, f"header lacks column(s) {', '.join(missing)}: not an OpenImages box file?")
+            run.insert("cand_boxes", "oi_boxes", file=rel, source="openimages")
+            run.insert("cand_rejects", "csv_rejects", file=rel, entities=["objects"])
+            run.insert("cand_images", "oi_images", source="openimages", split=split, file=rel,
+                       image_dir=p.image_dirs.get(split, f"openimages/{split}"))
+
+
+def read_class_lines_empty() -> pa.Table:
+    return pa.table({k: pa.array([], pa.int64() if k == "ord" else pa.string())
+                     for k in ("mid", "name", "file", "locator", "ord", "reason", "raw")})
 
 
 PARSERS: dict[str, Callable] = {

@@ -25,6 +25,7 @@ SQL_ROOT = Path(os.environ.get("XVLM_SQL_DIR", Path(__file__).resolve().parents[
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _FILE_IN_ERROR = re.compile(r'file "([^"]+)"|"([^"]+\.(?:json|tsv|csv|parquet))"')
+_MACROS = ("macro_json_kind", "macro_json_check", "macro_json_text")
 _INPUT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
                  duckdb.IOException)
 
@@ -90,6 +91,28 @@ class SqlRunner:
         self.prefix = prefix
         self.stage_dir = stage_dir
         self._staged: dict[str, tuple[Path, list[tuple[str, str]]]] = {}
+        # Per input file (as configured): the entities it holds, in order (stats list each, zero rows
+        # included), and the files that could not be used as a whole, with why (xvlm.data.lake.sources).
+        self.file_entities: dict[str, list[str]] = {}
+        self.file_errors: dict[str, str] = {}
+        if prefix == "lake":  # the strict-typing macros the lake's JSON queries use
+            for m in _MACROS:
+                con.execute(load_sql(f"lake/{m}"))
+
+    def mark(self) -> dict[str, int]:
+        """The staged tables' part counts now: :meth:`rollback` removes what was added after."""
+        return {t: len(list(d.glob("part-*.parquet"))) for t, (d, _) in self._staged.items()}
+
+    def rollback(self, mark: dict[str, int], file: str, tables: tuple[str, ...]) -> None:
+        """Undo one input file's rows: staged parts written after ``mark`` and, in the in-memory
+        ``tables``, its rows (column ``file``); an unusable file leaves no partial rows behind."""
+        for t, (d, _) in self._staged.items():
+            parts = sorted(d.glob("part-*.parquet"), key=lambda q: int(q.stem.split("-")[1]))
+            for q in parts[mark.get(t, 0):]:
+                q.unlink(missing_ok=True)
+        for t in tables:
+            if t not in self._staged:
+                self.con.execute(f"DELETE FROM {_ident(t)} WHERE file = $f", {"f": file})  # noqa: S608
 
     @classmethod
     def open(cls, memory_limit: str = "2GB", threads: int = 2, temp_dir: Path | None = None,

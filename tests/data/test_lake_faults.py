@@ -1,0 +1,412 @@
+"""Issue #16: the malformed-input corpus (tests/data/lake_faults.py) through the ingest and the CLI.
+
+Every case has its exact outcome: the value loaded, the quarantine reason and locator, or the file
+error's text; for every file and entity of every ingest, rows_in = loaded + quarantined. Faults of one
+kind share one ingest (one planted file, many lines) so the whole file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from xvlm.data.lake import IngestConfig, SourceFailed, ingest_errors, ingest_lake, ingest_source, lake_stats
+
+from . import lake_faults as lf
+from .lake_faults import CC3M, COCO_CAP, COCO_INST, OI_BOXES, OI_CLASSES, VG
+
+
+def _ingest(raw: Path, source: str, **kw: Any) -> dict[str, Any]:
+    cfg = IngestConfig(raw_root=raw, out=raw.parent / "lake", check_images=False, threads=1, **kw)
+    stats = ingest_source(cfg, source)
+    check_counts(stats)
+    return stats
+
+
+def check_counts(stats: dict[str, Any]) -> None:
+    """rows_in = loaded + quarantined for every file and entity, and the files add up to the entities."""
+    total: dict[str, list[int]] = {}
+    for file, es in stats["files"].items():
+        for entity, e in es.items():
+            assert e["rows_in"] == e["loaded"] + sum(e["quarantined"].values()), (file, entity)
+            t = total.setdefault(entity, [0, 0])
+            t[0] += e["rows_in"]
+            t[1] += e["loaded"]
+    assert {k: [e["rows_in"], e["loaded"]] for k, e in stats["entities"].items()} == total
+
+
+def _table(lake: Path, table: str, source: str, cols: str, where: str = "true") -> list[tuple]:
+    p = lake / table / f"source={source}" / "part-0.parquet"
+    with duckdb.connect() as con:
+        return con.execute(f"SELECT {cols} FROM read_parquet($p) WHERE {where} ORDER BY ALL",  # noqa: S608
+                           {"p": str(p)}).fetchall()
+
+
+def _quarantine(lake: Path, source: str) -> dict[tuple[str, str, str], str]:
+    return {(e, f, loc): r for e, f, loc, r in _table(lake, "quarantine", source, "entity, file, locator, reason")}
+
+
+# ------------------------------------------------------------------ 1. line-level isolation, TSV
+
+TSV_FAULTS = [  # (line number, bytes of the line, reason); base lines are 'caption number i<TAB>url'
+    (2, b"crlf line\thttp://sample.invalid/a.jpg\r", "mixed_line_ending"),
+    (3, b"nul \x00 inside\thttp://sample.invalid/b.jpg", "nul_byte"),
+    (4, b"caf\xe9 latin-1\thttp://sample.invalid/c.jpg", "invalid_utf8"),
+    (5, b"no tab on this line", "wrong_column_count"),
+    (6, b"three\tfields\thttp://sample.invalid/d.jpg", "wrong_column_count"),
+    (7, b"", "blank_line"),
+    (8, b"stray \r return\thttp://sample.invalid/e.jpg", "stray_carriage_return"),
+]
+
+
+@pytest.fixture(scope="module")
+def tsv_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[bytes]]:
+    raw = lf.write_base(tmp_path_factory.mktemp("tsv") / "raw")
+    lines = lf.tsv_lines()  # 6 good lines; faults inserted at their line numbers
+    for n, line, _ in TSV_FAULTS:
+        lines.insert(n - 1, line)
+    lines.append(b'a "dog with an unbalanced quote\thttp://sample.invalid/q.jpg')
+    (raw / CC3M).write_bytes(b"\n".join(lines) + b"\n")
+    lf.write_downloads(raw, (raw / CC3M).read_bytes())
+    return raw.parent / "lake", _ingest(raw, "cc3m"), lines
+
+
+@pytest.mark.parametrize("line,_bytes,reason", TSV_FAULTS, ids=[f[2] + str(f[0]) for f in TSV_FAULTS])
+def test_tsv_bad_line_is_quarantined_with_its_line_number(tsv_lake: tuple, line: int, _bytes: bytes,
+                                                          reason: str) -> None:
+    lake, _, _ = tsv_lake
+    q = _quarantine(lake, "cc3m")
+    assert q[("images", CC3M, f"line {line}")] == reason
+    assert q[("captions", CC3M, f"line {line}")] == reason
+
+
+def test_tsv_every_other_line_loads_exactly_as_written(tsv_lake: tuple) -> None:
+    lake, stats, lines = tsv_lake
+    bad = {n for n, _, _ in TSV_FAULTS}
+    want = sorted((f"cc3m_{i}", ln.split(b"\t")[0].decode()) for i, ln in enumerate(lines) if i + 1 not in bad)
+    assert len(want) == 7
+    assert _table(lake, "captions", "cc3m", "image_key, caption") == want
+    assert ("cc3m_13", 'a "dog with an unbalanced quote') in want  # the quote is text, not CSV quoting
+    e = stats["files"][CC3M]["images"]
+    assert (e["rows_in"], sum(e["quarantined"].values())) == (len(lines), len(TSV_FAULTS))
+    assert _table(lake, "quarantine", "cc3m", "raw", "locator = 'line 3' AND entity = 'images'") == \
+        [("nul \x00 inside\thttp://sample.invalid/b.jpg",)]  # raw: the line as read
+
+
+def test_tsv_with_no_usable_line_is_a_file_error(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / CC3M).write_bytes(b"a caption,http://sample.invalid/1.jpg\nanother,http://sample.invalid/2.jpg\n")
+    with pytest.raises(SourceFailed) as exc:  # the source's only file: nothing is written for it
+        _ingest(raw, "cc3m")
+    assert exc.value.errors == {CC3M: "none of its 2 lines has the expected fields: wrong delimiter, or not "
+                                      "this source's file?"}
+    assert not (tmp_path / "lake" / "_manifest" / "cc3m.json").exists()
+
+
+def test_tsv_crlf_file_with_one_lf_line(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    lines = lf.tsv_lines()
+    (raw / CC3M).write_bytes(b"".join(ln + (b"\n" if i == 2 else b"\r\n") for i, ln in enumerate(lines)))
+    lf.write_downloads(raw, (raw / CC3M).read_bytes())
+    stats = _ingest(raw, "cc3m")
+    assert _quarantine(tmp_path / "lake", "cc3m") == {("images", CC3M, "line 3"): "mixed_line_ending",
+                                                      ("captions", CC3M, "line 3"): "mixed_line_ending"}
+    urls = [u for (u,) in _table(tmp_path / "lake", "images", "cc3m", "url")]
+    assert len(urls) == 5
+    assert urls == sorted(ln.split(b"\t")[1].decode() for i, ln in enumerate(lines) if i != 2)  # no '\r' kept
+    assert stats["errors"] == []
+
+
+# ------------------------------------------------------------------ 1. line-level isolation, OpenImages
+
+
+@pytest.fixture(scope="module")
+def oi_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    raw = lf.write_base(tmp_path_factory.mktemp("oi") / "raw")
+    (raw / OI_CLASSES).write_bytes(b'/m/01g317,Person\n/m/0aaaa,"unbalanced\n/m/011k07,"Tortoise, giant"\n'
+                                   b"/m/01g317,Person again\n/m/0bbbb,Two,Names\n/m/0bt9lr,Dog\r\n/m/0cccc,\n")
+    box = lf.oi_box_line
+    (raw / OI_BOXES).write_bytes("\n".join([lf.OI_HEADER, box("000002b66c9c498e"), "00000c4d5e6f7a8b,xclick,/m/01g317",
+                                            box("00000c4d5e6f7a8b", "/m/011k07"), box("0000aaaa00000001") + "\r",
+                                            box("0000aaaa0000\x00002"), box("0000bbbb00000003", "/m/0aaaa")]).encode() + b"\n")
+    return raw.parent / "lake", _ingest(raw, "openimages")
+
+
+@pytest.mark.parametrize("entity,file,line,reason", [
+    ("classes", OI_CLASSES, 2, "malformed_row"),        # an unbalanced quote spoils only its own line
+    ("classes", OI_CLASSES, 4, "duplicate_id"),         # the same MID twice: the first name is kept
+    ("classes", OI_CLASSES, 5, "wrong_column_count"),
+    ("classes", OI_CLASSES, 6, "mixed_line_ending"),
+    ("classes", OI_CLASSES, 7, "empty_text"),
+    ("objects", OI_BOXES, 3, "wrong_column_count"),     # header is line 1
+    ("objects", OI_BOXES, 5, "mixed_line_ending"),
+    ("objects", OI_BOXES, 6, "nul_byte"),
+    ("objects", OI_BOXES, 7, "unknown_label"),          # its class line was quarantined
+])
+def test_openimages_bad_line_is_quarantined(oi_lake: tuple, entity: str, file: str, line: int, reason: str) -> None:
+    lake, _ = oi_lake
+    assert _quarantine(lake, "openimages")[(entity, file, f"line {line}")] == reason
+
+
+def test_openimages_good_lines_load_as_written(oi_lake: tuple) -> None:
+    lake, stats = oi_lake
+    assert stats["files"][OI_CLASSES]["classes"] == {"rows_in": 7, "loaded": 2, "quarantined": {
+        "duplicate_id": 1, "empty_text": 1, "malformed_row": 1, "mixed_line_ending": 1, "wrong_column_count": 1}}
+    # boxes of the good lines reach the box rule (sizes unknown without image files: unknown_image_size)
+    q = _quarantine(lake, "openimages")
+    assert q[("objects", OI_BOXES, "line 2")] == q[("objects", OI_BOXES, "line 4")] == "unknown_image_size"
+    raw = _table(lake, "quarantine", "openimages", "raw", "locator = 'line 4' AND entity = 'objects'")[0][0]
+    assert json.loads(raw)["label"] == "Tortoise, giant"  # a quoted name with a comma, read whole
+
+
+def test_openimages_box_file_without_its_columns_is_a_file_error(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / OI_BOXES).write_text(lf.OI_HEADER.replace("XMin", "Xmin") + "\n" + lf.oi_box_line("000002b66c9c498e") + "\n")
+    stats = _ingest(raw, "openimages")
+    assert stats["errors"] == [{"file": OI_BOXES, "error": "header lacks column(s) XMin: not an OpenImages box file?"}]
+    assert stats["files"][OI_CLASSES]["classes"]["loaded"] == 3  # the class file still counted and used
+
+
+# ------------------------------------------------------------------ 2. strict JSON types (COCO format)
+
+def _coco_faults(cap: dict[str, Any], inst: dict[str, Any]) -> None:
+    cap["images"][0]["id"] = "201"                      # images[0]: a string id
+    cap["images"][1]["width"] = None                    # images[1]: null where required
+    cap["images"].append({"id": 9007199254740993, "file_name": "big.jpg", "width": 10, "height": 10})  # > 2^53
+    cap["annotations"][0]["image_id"] = "202"           # the issue's "image_id": "391895"
+    cap["annotations"][1]["caption"] = 5                # a number where a string belongs
+    cap["annotations"].append({"id": 9, "image_id": 9007199254740993, "caption": "the big id"})
+    inst["annotations"][0]["bbox"] = ["22.93", 1, 2, 3]  # the issue's bbox "22.93"
+    inst["annotations"][1]["bbox"] = [1, 2, float("inf"), 3]
+    inst["annotations"][2]["bbox"] = [1, 2, 3]
+    inst["annotations"][3]["category_id"] = "1"
+    inst["images"][2]["height"] = 481                   # conflicts with captions' images[2]
+
+
+@pytest.fixture(scope="module")
+def coco_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    raw = lf.write_base(tmp_path_factory.mktemp("coco") / "raw")
+    cap = json.loads((raw / COCO_CAP["val2017"]).read_text())
+    inst = json.loads((raw / COCO_INST["val2017"]).read_text())
+    _coco_faults(cap, inst)
+    (raw / COCO_CAP["val2017"]).write_text(json.dumps(cap))
+    (raw / COCO_INST["val2017"]).write_text(json.dumps(inst))
+    return raw.parent / "lake", _ingest(raw, "coco")
+
+
+@pytest.mark.parametrize("entity,file,locator,reason", [
+    ("images", COCO_CAP["val2017"], "images[0]", "wrong_type:id=string"),
+    ("images", COCO_CAP["val2017"], "images[1]", "wrong_type:width=null"),
+    ("captions", COCO_CAP["val2017"], "annotations[0]", "wrong_type:image_id=string"),
+    ("captions", COCO_CAP["val2017"], "annotations[1]", "wrong_type:caption=integer"),
+    ("objects", COCO_INST["val2017"], "annotations[0]", "wrong_type:bbox[0]=string"),
+    ("objects", COCO_INST["val2017"], "annotations[1]", "wrong_type:bbox[2]=non-finite"),
+    ("objects", COCO_INST["val2017"], "annotations[2]", "invalid_box"),
+    ("objects", COCO_INST["val2017"], "annotations[3]", "wrong_type:category_id=string"),
+    ("images", COCO_INST["val2017"], "images[2]", "duplicate_id"),  # a conflicting record of the same id
+])
+def test_coco_wrong_json_type_is_quarantined_naming_field_and_type(coco_lake: tuple, entity: str, file: str,
+                                                                   locator: str, reason: str) -> None:
+    lake, _ = coco_lake
+    assert _quarantine(lake, "coco")[(entity, file, locator)] == reason
+
+
+def test_coco_ids_round_trip_as_bigint_and_identical_images_are_one(coco_lake: tuple) -> None:
+    lake, stats = coco_lake
+    big = 9007199254740993  # not a float: 2^53 + 1
+    assert _table(lake, "images", "coco", "image_key, coco_id", f"coco_id = {big}") == [(f"coco_{big}", big)]
+    assert _table(lake, "captions", "coco", "image_key, caption", "caption_id = '9'") == [(f"coco_{big}", "the big id")]
+    # the instances file lists the same images: identical records are one image (merged), counted as loaded
+    inst = stats["files"][COCO_INST["train2017"]]["images"]
+    assert inst == {"rows_in": 3, "loaded": 3, "quarantined": {}, "merged": 3}
+    keys = [k for (k,) in _table(lake, "images", "coco", "image_key")]
+    assert len(keys) == len(set(keys)) == 3 + 2 + 1  # train 3; val 3 - string id - null width + big
+
+
+# ------------------------------------------------------------------ 2./3. VG types and attributes counted
+
+
+def test_vg_types_and_attributes_elements_are_counted(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    lf.edit_json(raw, VG["region_descriptions"], lambda d: d[0]["regions"][1].update(width="50"))
+    lf.edit_json(raw, VG["objects"], lambda d: d[1]["objects"][0].update(x=True))
+
+    def attrs(d: list) -> None:
+        d[0]["attributes"][0]["object_id"] = "100"                      # string id
+        d[1]["attributes"].append(dict(d[1]["attributes"][0]))        # same object twice
+        d[1]["attributes"][1]["attributes"] = ["tall", 3]             # a number in the list
+    lf.edit_json(raw, VG["attributes"], attrs)
+    lf.edit_json(raw, VG["image_data"], lambda d: d[1].update(coco_id="12"))
+    stats = _ingest(raw, "vg")
+    q = _quarantine(tmp_path / "lake", "vg")
+    assert q[("regions", VG["region_descriptions"], "[0].regions[1]")] == "wrong_type:width=string"
+    assert q[("objects", VG["objects"], "[1].objects[0]")] == "wrong_type:x=boolean"
+    assert q[("images", VG["image_data"], "[1]")] == "wrong_type:coco_id=string"
+    assert q[("attributes", VG["attributes"], "[0].attributes[0]")] == "wrong_type:object_id=string"
+    assert q[("attributes", VG["attributes"], "[1].attributes[1]")] == "wrong_type:attributes[]=not a string"
+    assert q[("attributes", VG["attributes"], "[1].attributes[2]")] == "duplicate_id"
+    assert stats["files"][VG["attributes"]]["attributes"] == {"rows_in": 5, "loaded": 2, "quarantined": {
+        "duplicate_id": 1, "wrong_type:attributes[]=not a string": 1, "wrong_type:object_id=string": 1}}
+    # object 100's attributes element was quarantined: the object loads with attributes NULL (not annotated)
+    assert _table(tmp_path / "lake", "objects", "vg", "object_id, attributes", "object_id in ('100', '101')") == \
+        [("100", None), ("101", ["green"])]
+
+
+def test_sbu_list_elements_must_be_strings(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / "sbu").mkdir()
+    urls = ["http://sample.invalid/sbu/0.jpg", "http://sample.invalid/sbu/1.jpg", 7]
+    (raw / "sbu/sbu-captions-all.json").write_text(json.dumps(
+        {"image_urls": urls, "captions": ["a man on a bike", 5, "a dog"], "user_ids": ["u", "v", "w"]}))
+    _ingest(raw, "sbu")
+    q = _quarantine(tmp_path / "lake", "sbu")
+    f = "sbu/sbu-captions-all.json"
+    assert q[("captions", f, "captions[1]")] == q[("images", f, "image_urls[1]")] == "wrong_type:captions[]=integer"
+    assert q[("captions", f, "captions[2]")] == q[("images", f, "image_urls[2]")] == "wrong_type:image_urls[]=integer"
+    assert q[("images", f, "image_urls[0]")] == "not_downloaded"  # the good row reaches the download check
+
+
+def test_karpathy_types(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+
+    def faults(d: dict) -> None:
+        d["images"][0]["cocoid"] = "200"
+        d["images"][1]["split"] = 1
+    lf.edit_json(raw, lf.KARPATHY_COCO, faults)
+    stats = _ingest(raw, "karpathy")
+    assert _quarantine(tmp_path / "lake", "karpathy") == {
+        ("splits", lf.KARPATHY_COCO, "images[0]"): "wrong_type:cocoid=string",
+        ("splits", lf.KARPATHY_COCO, "images[1]"): "wrong_type:split=integer"}
+    assert _table(tmp_path / "lake", "splits", "karpathy", "image_key, split, coco_id") == [("coco_202", "train", 202)]
+    assert stats["errors"] == []
+
+
+# ------------------------------------------------------------------ 4. file-level errors stay file-level
+
+FILE_FAULTS = [  # (file, how it is broken, the error's text)
+    (COCO_INST["train2017"], b"", "empty file (0 bytes)"),
+    (COCO_INST["train2017"], b"  \n\t\n", "only whitespace (5 bytes)"),
+    (COCO_INST["train2017"], b'{"images": [{"id": 1, "file_na', "unusable input (Invalid Input Error: "),
+    (COCO_INST["train2017"], None, "input file not found"),
+    (COCO_INST["train2017"], "dangling", "input file not found (a dangling link?)"),
+]
+
+
+@pytest.mark.parametrize("rel,content,error", FILE_FAULTS, ids=["empty", "whitespace", "truncated", "missing", "dangling"])
+def test_unusable_file_is_an_error_of_that_file_only(tmp_path: Path, rel: str, content: Any, error: str) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    p = raw / rel
+    p.unlink()
+    if content == "dangling":
+        p.symlink_to(raw / "nowhere.json")
+    elif content is not None:
+        p.write_bytes(content)
+    stats = _ingest(raw, "coco")
+    assert len(stats["errors"]) == 1 and stats["errors"][0]["file"] == rel
+    assert stats["errors"][0]["error"].startswith(error)
+    # the broken file lists its entities with zero rows; the source's other three files loaded
+    assert stats["files"][rel] == {"images": {"rows_in": 0, "loaded": 0, "quarantined": {}},
+                                   "objects": {"rows_in": 0, "loaded": 0, "quarantined": {}}}
+    assert stats["files"][COCO_CAP["train2017"]]["captions"]["loaded"] == 4
+    assert stats["files"][COCO_INST["val2017"]]["objects"]["loaded"] == 4
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without read permission")
+def test_unreadable_file_is_an_error_of_that_file(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / VG["objects"]).chmod(0)
+    stats = _ingest(raw, "vg")
+    assert stats["errors"] == [{"file": VG["objects"], "error": "unreadable (Permission denied)"}]
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_file_that_fails_to_read_is_an_error_of_that_file(tmp_path: Path) -> None:
+    """/proc/self/mem is a regular file whose read at offset 0 fails with EIO (even for root)."""
+    raw = lf.write_base(tmp_path / "raw")
+    cfg = IngestConfig(raw_root=raw, out=tmp_path / "lake", check_images=False).with_files(
+        {"vg.objects": "/proc/self/mem"})
+    stats = ingest_source(cfg, "vg")
+    assert stats["errors"] == [{"file": "/proc/self/mem", "error": "unreadable (Input/output error)"}]
+    assert stats["entities"]["regions"]["loaded"] == 4
+
+
+def test_all_files_unusable_writes_nothing_for_that_source_only(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / CC3M).write_bytes(b"")
+    cfg = IngestConfig(raw_root=raw, out=tmp_path / "lake", check_images=False, threads=1)
+    stats = ingest_lake(cfg, sources=["cc3m", "objects365", "karpathy"])
+    assert stats["cc3m"]["failed"] and not (tmp_path / "lake" / "_manifest" / "cc3m.json").exists()
+    assert ingest_errors(stats) == [f"cc3m: {CC3M}: empty file (0 bytes)"]
+    assert stats["objects365"]["entities"]["objects"]["loaded"] == 1
+    # the karpathy source with only the COCO file downloaded: no error (item 8)
+    assert stats["karpathy"]["errors"] == [] and stats["karpathy"]["entities"]["splits"]["loaded"] == 3
+    assert set(lake_stats(tmp_path / "lake")) == {"objects365", "karpathy"}
+
+
+# ------------------------------------------------------------------ 8. file names of each release
+
+
+@pytest.mark.parametrize("name,header", [("oidv7-class-descriptions-boxable.csv", "LabelName,DisplayName\n"),
+                                         ("class-descriptions-boxable.csv", "")])
+def test_openimages_class_file_of_each_release_is_found(tmp_path: Path, name: str, header: str) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    text = (raw / OI_CLASSES).read_text()
+    (raw / OI_CLASSES).unlink()
+    (raw / "openimages" / name).write_text(header + text)
+    stats = _ingest(raw, "openimages")
+    assert stats["files"][f"openimages/{name}"]["classes"] == {"rows_in": 3, "loaded": 3, "quarantined": {}}
+
+
+def test_file_names_override_by_dotted_key(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / VG["objects"]).rename(raw / "vg/objects_v1_2.json")  # a default alternative: found as is
+    (raw / VG["attributes"]).rename(raw / "vg/my_attributes.json")
+    cfg = IngestConfig(raw_root=raw, out=tmp_path / "lake", check_images=False).with_files(
+        {"vg.attributes": "vg/my_attributes.json"})
+    stats = ingest_source(cfg, "vg")
+    assert stats["errors"] == [] and set(stats["files"]) == {
+        VG["image_data"], VG["region_descriptions"], "vg/objects_v1_2.json", "vg/my_attributes.json"}
+    assert IngestConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="vg has no file 'object'"):
+        cfg.with_files({"vg.object": "x.json"})
+
+
+# ------------------------------------------------------------------ 4. the CLI: one line per error, exit 2
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[2], timeout=300, check=False)
+
+
+def test_cli_ingest_with_broken_files_ingests_the_rest_and_exits_2(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / VG["region_descriptions"]).write_bytes(b'[{"id": 1, "regions": [')       # truncated
+    (raw / OI_CLASSES).write_bytes(b"")                                             # empty
+    lake = tmp_path / "lake"
+    args = ["ingest", str(raw), str(lake), "-s", "vg", "-s", "openimages", "-s", "cc3m"]
+    r = _cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert errs[0].startswith(f"error: vg: {VG['region_descriptions']}: unusable input (")
+    assert errs[1] == f"error: openimages: {OI_CLASSES}: empty file (0 bytes)"
+    assert errs[2].startswith("error: 2 input files could not be used")
+    assert f"file {VG['objects']}" in r.stdout and "lake written to" in r.stdout  # stats of what it wrote
+    # every entity of every file in `lake stats`, zero rows included
+    s = _cli("lake", "stats", str(lake))
+    assert s.returncode == 0 and f"file {OI_CLASSES}  ERROR\n    classes    read         0" in s.stdout
+    # a rerun skips the unchanged sources and still reports the errors
+    again = _cli(*args)
+    assert again.returncode == 2 and "(unchanged, skipped)" in again.stdout and errs[1] in again.stderr
+    bad = _cli("ingest", str(raw), str(lake), "--file", "nonsense")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --file 'nonsense': expected SOURCE.FIELD")
+    assert "Traceback" not in bad.stderr
