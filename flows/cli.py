@@ -133,13 +133,24 @@ def shards(
     out: Annotated[Path, typer.Argument(help="Where the build folder <recipe>-<build id> goes.")],
     recipe: Annotated[str, typer.Option(help="Recipe name (recipes/*.json) or path.")] = "demo",
     dask: Annotated[bool, typer.Option(help="Write shards on a local Dask cluster (2 workers).")] = False,
+    allow_missing: Annotated[list[str] | None, typer.Option(
+        "--allow-missing", metavar="SOURCE",
+        help="Build without this recipe source if the lake lacks it (repeatable; recorded in stats.json and "
+             "the manifest's lineage). Without it, a recipe source missing from the lake is an error.")] = None,
 ) -> None:
     """Build samples and webdataset shards from the lake (finished shards are not rewritten)."""
     from flows.shards import run_shards
+    from xvlm.data.shards import load_recipe
+    from xvlm.data.shards.samples import missing_sources
 
     if not (lake / "lake.duckdb").is_file():
         raise BadInput(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
-    totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask)
+    missing_sources(lake, load_recipe(recipe), allow_missing or ())  # the error before Prefect starts
+    totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask,
+                        allow_missing=allow_missing)
+    if totals.get("missing_sources"):
+        typer.echo(f"built without recipe sources {', '.join(totals['missing_sources'])} (not in the lake; "
+                   "--allow-missing)")
     typer.echo(f"{totals['samples_written']} samples in {totals['n_shards']} shards at {totals['out']}")
 
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xvlm import progress
-from xvlm.data.shards.images import ImageReader, ImageReadError, ImageRef, resize_jpeg
+from xvlm.data.shards.images import STORED_AS_IS, ImageReader, ImageReadError, ImageRef, resize_jpeg
 from xvlm.data.shards.ustar import UstarWriter
 from xvlm.fsio import atomic_path, write_text
 
@@ -140,8 +140,10 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
                                        "detail": f"{row['path']}: bytes differ from the probe's sha256"})
                     continue
                 w, h = row["width"], row["height"]
-                if resize is not None:
-                    data, w, h = resize_jpeg(data, int(resize), quality)
+                if resize is not None or row["image_format"] != STORED_AS_IS:
+                    # The jpg field always holds an RGB JPEG: PNG/WebP/GIF, grayscale and CMYK JPEGs are
+                    # re-encoded (images.py); a resize recipe re-encodes everything.
+                    data, w, h = resize_jpeg(data, None if resize is None else int(resize), quality)
                     digest = hashlib.sha256(data).digest()
                     sha = digest.hex()
                 js = sample_json(row, w, h)
