@@ -475,12 +475,22 @@ def serve(
 def main() -> None:
     """Console-script entry point: bad input becomes one clear line and exit code 2; bugs keep their
     traceback (exit 1)."""
+    from xvlm.fsio import output_fault
+
     try:
         app()
     except BadInput as exc:
         if _state["verbose"]:
             raise
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        # A read-only, not-permitted or full folder raised outside an atomic write (a mkdir, DuckDB's
+        # spill folder): the user's to fix, so one line naming the path, as for bad input.
+        fault = output_fault(exc)
+        if fault is None or _state["verbose"]:
+            raise
+        typer.echo(f"error: {fault}", err=True)
         sys.exit(2)
 
 

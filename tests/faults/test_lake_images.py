@@ -14,13 +14,7 @@ from tests.faults import makers
 from xvlm.data.lake import IngestConfig, ingest_source
 from xvlm.data.lake.fingerprint import dir_listing_digest
 from xvlm.data.lake.images import check_image
-from xvlm.data.sample_corpus import write_sample_corpus
 from xvlm.errors import BadInput
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_corpus(tmp_path_factory.mktemp("faults") / "raw", seed=0)
 
 
 # name -> (maker, expected check status, expected (width, height)); each a file in the real format

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from xvlm.data.shards.images import probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
 from xvlm.errors import BadInput, MissingInput
-from xvlm.fsio import atomic_path, write_json
+from xvlm.fsio import atomic_path, output_fault, write_json
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
@@ -140,7 +141,23 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
     plan = read_plan(out)
     if plan is not None and plan.get("build_id") == bid and not force:
         return plan
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (output_fault(exc, out) or exc) from exc
+    try:
+        return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+    except BaseException:
+        if created:  # no half-made build folder from this call (a full disk, a kill is resumed by the plan)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _build_samples(lake_root: Path, raw_root: Path, out: Path, recipe: Recipe, workers: int, memory_limit: str,
+                   bid: str, absent: list[str]) -> dict[str, Any]:
+    """:func:`build_samples` past the reuse check, in the build folder ``out``."""
+    sources = list(recipe.sources)
     (out / PLAN_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
     run = SqlRunner.open(memory_limit, 2, out)

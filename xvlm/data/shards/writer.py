@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from xvlm import progress
 from xvlm.data.shards.images import STORED_AS_IS, ImageReader, ImageReadError, ImageRef, resize_jpeg
 from xvlm.data.shards.ustar import UstarWriter
-from xvlm.fsio import atomic_path, write_text
+from xvlm.fsio import atomic_path, output_fault, write_text
 
 SHARD_DIR = "shards"
 MANIFEST_SCHEMA = pa.schema([
@@ -107,7 +107,10 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
     paths = shard_paths(out, name, shard)
     if paths["stats"].is_file():
         return json.loads(paths["stats"].read_text(encoding="utf-8"))
-    paths["tar"].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        paths["tar"].parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (output_fault(exc, paths["tar"].parent) or exc) from exc
     for debris in paths["tar"].parent.glob(f".{shard_name(name, shard)}.*.tmp"):  # left by a killed run
         debris.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -154,7 +157,8 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
             tar_digest = tw.close()
         manifest = _manifest_table(shard, paths["tar"].name, written)
         with atomic_path(paths["manifest"], fsync=False) as tmp_man:
-            pq.write_table(manifest, tmp_man, compression="zstd", write_statistics=False)
+            with open(tmp_man, "wb") as f:  # our handle: closed even when the write fails (a full disk)
+                pq.write_table(manifest, f, compression="zstd", write_statistics=False)
     finally:
         if own_reader:
             reader.close()
