@@ -31,7 +31,8 @@ _PERMANENT_ERRNOS = FAULT_ERRNOS | {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, e
 
 def output_fault(exc: BaseException, path: str | Path | None = None) -> OutputFault | None:
     """An :class:`~xvlm.errors.OutputFault` for a read-only / full / not-permitted filesystem error,
-    naming ``exc.filename`` (else ``path``); None for any other exception."""
+    naming ``exc.filename`` (else ``path``), or its folder when that path does not exist (a temporary
+    file or a folder it failed to create); None for any other exception."""
     if isinstance(exc, OutputFault):
         return exc
     if isinstance(exc, OSError) and exc.errno in FAULT_ERRNOS:
@@ -41,6 +42,8 @@ def output_fault(exc: BaseException, path: str | Path | None = None) -> OutputFa
         where = path or (str(exc).strip().splitlines() or ["?"])[0][:300]  # DuckDB's line names the file
     else:
         return None
+    if where and not os.path.lexists(where) and os.path.isdir(os.path.dirname(str(where)) or "."):
+        where = os.path.dirname(str(where)) or "."  # a file or folder it could not create: name the folder refusing
     return OutputFault(f"{where or '?'}: cannot write ({why}); make the folder writable or free space and "
                        "rerun (finished work is kept, nothing partial was left)")
 

@@ -114,3 +114,25 @@ def test_min_image_side_is_configurable(corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="min_image_side must be an integer >= 1, got 0"):
         IngestConfig(raw_root=raw, out=tmp_path, min_image_side=0)
     assert os.path.exists(tmp_path / "l32" / "_manifest" / "vg.json")
+
+
+def test_cli_ingest_with_broken_image_links(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the real entry point: a dangling symlink, a loop and an unreadable file among the VG
+    images are three quarantined images; exit 0, no traceback, the stats line says so."""
+    from flows import cli
+
+    raw = copy_corpus(corpus, tmp_path / "raw")
+    imgs = sorted((raw / "vg").glob("VG_100K*/*.jpg"))
+    base = ingest_source(IngestConfig(raw_root=raw, out=tmp_path / "lake0"), "vg")["entities"]["images"]["quarantined"]
+    makers.dangling_symlink(imgs[0])
+    makers.symlink_loop(imgs[1])
+    makers.unreadable(imgs[2])
+    monkeypatch.setattr("sys.argv", ["xvlm", "ingest", str(raw), str(tmp_path / "lake"), "--source", "vg"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    out = capsys.readouterr()
+    assert exited.value.code == 0 and "Traceback" not in out.err
+    images_line = next(line for line in out.out.splitlines() if line.strip().startswith("images"))
+    missing = base.get("missing_image_file", 0) + 1  # + the dangling link
+    assert f"missing_image_file={missing}" in images_line and "unreadable_image_file=2" in images_line, images_line
