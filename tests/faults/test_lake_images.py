@@ -16,7 +16,6 @@ from xvlm.data.lake.fingerprint import dir_listing_digest
 from xvlm.data.lake.images import check_image
 from xvlm.errors import BadInput
 
-
 # name -> (maker, expected check status, expected (width, height)); each a file in the real format
 CASES = {
     "png_named_jpg": (lambda p: p.write_bytes(makers.png_bytes(48, 40)), "ok", (48, 40)),

@@ -19,7 +19,7 @@ from tests.shards.lakefix import make_planted
 from xvlm.data.shards import Recipe, build_shards, plan_build, write_shard
 from xvlm.data.shards.build import read_lineage
 from xvlm.errors import BadInput, MissingInput, OutputFault
-from xvlm.fsio import atomic_path, is_transient_io, output_fault, write_text
+from xvlm.fsio import is_transient_io, output_fault, write_text
 
 RECIPE = Recipe(name="t", sources=("coco", "vg", "cc3m", "cc12m", "sbu"), shard_size=3, seed=7,
                 leak_splits={"coco": ("val", "test"), "flickr30k": ("val", "test")})

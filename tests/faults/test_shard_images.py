@@ -93,7 +93,10 @@ def test_every_jpg_field_is_rgb_jpeg(built: tuple[Path, dict, dict[str, bytes]])
                 "coco_5": (10, 20, 200), "coco_6": (0, 120, 240)}
     for key, rgb in expected.items():
         assert max(abs(a - b) for a, b in zip(px[key], rgb, strict=True)) <= 6, (key, px[key])
-    names = {m.name for t in (out / "shards").glob("*.tar") for m in tarfile.open(t).getmembers()}
+    names = set()
+    for t in (out / "shards").glob("*.tar"):
+        with tarfile.open(t) as tf:
+            names |= {m.name for m in tf.getmembers()}
     assert {n.rsplit(".", 1)[1] for n in names} == {"jpg", "json"}
 
 

@@ -106,11 +106,10 @@ def write_shards(out: Path, plan: dict[str, Any], shard_ids: list[int] | None = 
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    with atomic_path(path, fsync=False) as tmp:  # bulk data, rebuilt from the shards on a rerun (as before)
-        # Through our own file object: pyarrow leaves its handle open when a write fails (a full disk),
-        # which would keep the deleted temporary file's space in use.
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd", write_statistics=False)
+    # Bulk data, rebuilt from the shards on a rerun (no fsync, as before). Through our own file object:
+    # pyarrow leaves its handle open when a write fails (a full disk), keeping the deleted temp file's space.
+    with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as f:
+        pq.write_table(table, f, compression="zstd", write_statistics=False)
 
 
 def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import json
 import math
 import shutil
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb

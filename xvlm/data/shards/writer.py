@@ -156,9 +156,9 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
                 written.append((row, len(data), len(js), w, h, sha, jpg_off, json_off))
             tar_digest = tw.close()
         manifest = _manifest_table(shard, paths["tar"].name, written)
-        with atomic_path(paths["manifest"], fsync=False) as tmp_man:
-            with open(tmp_man, "wb") as f:  # our handle: closed even when the write fails (a full disk)
-                pq.write_table(manifest, f, compression="zstd", write_statistics=False)
+        # our own handle: closed even when the write fails (a full disk; build._atomic_parquet)
+        with atomic_path(paths["manifest"], fsync=False) as tmp_man, open(tmp_man, "wb") as f:
+            pq.write_table(manifest, f, compression="zstd", write_statistics=False)
     finally:
         if own_reader:
             reader.close()
