@@ -10,6 +10,7 @@ keeps its traceback and exits 1, ``--verbose`` or not.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -39,6 +40,31 @@ _state: dict[str, bool] = {"verbose": False}
 
 
 
+def _is_user_error(exc: BaseException | None) -> bool:
+    """Bad input, or a read-only / full / not-permitted folder: the user's to fix, shown as one line."""
+    from xvlm.fsio import output_fault
+
+    return exc is not None and (isinstance(exc, BadInput) or output_fault(exc) is not None)
+
+
+def _drop_user_error_tracebacks() -> None:
+    """Without ``--verbose``, a log record carrying a user error (Prefect logs a failed task or flow run
+    with ``logger.exception``) keeps its one-line message but not the traceback, so a bad input or an
+    unwritable folder inside a flow reads as it does outside one: the state line, then ``error: ...``."""
+    if _state.get("quiet_logs"):
+        return
+    _state["quiet_logs"] = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if record.exc_info and _is_user_error(record.exc_info[1]) and not _state["verbose"]:
+            record.exc_info = None
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
@@ -49,6 +75,8 @@ def _main(
     )] = None,
 ) -> None:
     _state["verbose"] = verbose
+    if not verbose:
+        _drop_user_error_tracebacks()
     if progress if progress is not None else sys.stderr.isatty():
         from xvlm import progress as xprogress
 

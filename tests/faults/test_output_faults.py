@@ -131,7 +131,9 @@ def test_full_disk_is_one_line_and_leaves_no_partial_output(planted: tuple[Path,
         with pytest.raises(OutputFault, match="No space left on device") as err:
             build_shards(lake, raw, mnt, RECIPE.with_(shard_size=100))
         assert "\n" not in str(err.value) and str(mnt) in str(err.value)
-        assert not [f for f in Path("/proc/self/fd").iterdir() if str(mnt) in os.path.realpath(f)]  # no fd kept
+        fds = [os.readlink(f) for f in Path("/proc/self/fd").iterdir() if os.path.islink(f)]
+        kept = [f for f in fds if f.startswith(str(mnt)) and (".tmp" in f or f.endswith("(deleted)"))]
+        assert not kept, (kept, str(err.value))  # no handle keeps a deleted temporary file's space
         left = makers.listing(mnt)
         assert not [p for p in left if p.endswith(".tmp")], left
         for tar in [p for p in left if p.endswith(".tar")]:  # any shard there is complete (stats file last)
@@ -213,3 +215,23 @@ def test_cli_read_only_work_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         assert makers.listing(parent) == []
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"error: {parent}: cannot write (") and "Traceback" not in err, err
+
+
+def test_flow_failure_logs_carry_no_traceback_for_user_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """Prefect logs a failed task/flow with ``logger.exception``: without ``--verbose`` the CLI keeps the
+    line and drops the traceback for a user error (bad input, unwritable folder), not for a bug."""
+    import logging
+
+    from flows import cli
+
+    cli._drop_user_error_tracebacks()
+    log = logging.getLogger("xvlm.test.flow_failure")  # any logger: the record factory is global
+    for exc, kept in ((OutputFault("/lake: cannot write"), False), (PermissionError(errno.EACCES, "denied", "/x"), False),
+                      (ValueError("a bug"), True)):
+        caplog.clear()
+        try:
+            raise exc
+        except Exception:
+            log.exception("Encountered exception during execution: %r", exc)
+        (rec,) = caplog.records
+        assert (rec.exc_info is not None) is kept and repr(exc) in rec.getMessage()
