@@ -4,8 +4,11 @@ It lives in ``flows/`` (the orchestration layer) because the stages it runs are 
 ``xvlm/`` must never import Prefect. Imports are lazy so ``xvlm --help`` stays fast.
 
 Bad input (``xvlm.errors.BadInput``, raised by the library or the CLI's own checks) is one line naming
-the file and the fix, exit code 2; ``--verbose`` shows its traceback. Any other exception is a bug: it
-keeps its traceback and exits 1, ``--verbose`` or not.
+the file and the fix, exit code 2; ``--verbose`` shows its traceback. So is a read-only, not-permitted or
+full output folder (``xvlm.errors.OutputFault``, or the same ``OSError`` raised elsewhere: the line names
+the path). Inside a flow, Prefect's failure log lines for such errors keep their message but lose the
+traceback (without ``--verbose``). Any other exception is a bug: it keeps its traceback and exits 1,
+``--verbose`` or not.
 """
 
 from __future__ import annotations
