@@ -4,12 +4,16 @@ It lives in ``flows/`` (the orchestration layer) because the stages it runs are 
 ``xvlm/`` must never import Prefect. Imports are lazy so ``xvlm --help`` stays fast.
 
 Bad input (``xvlm.errors.BadInput``, raised by the library or the CLI's own checks) is one line naming
-the file and the fix, exit code 2; ``--verbose`` shows its traceback. Any other exception is a bug: it
-keeps its traceback and exits 1, ``--verbose`` or not.
+the file and the fix, exit code 2; ``--verbose`` shows its traceback. So is a read-only, not-permitted or
+full output folder (``xvlm.errors.OutputFault``, or the same ``OSError`` raised elsewhere: the line names
+the path). Inside a flow, Prefect's failure log lines for such errors keep their message but lose the
+traceback (without ``--verbose``). Any other exception is a bug: it keeps its traceback and exits 1,
+``--verbose`` or not.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -39,6 +43,31 @@ _state: dict[str, bool] = {"verbose": False}
 
 
 
+def _is_user_error(exc: BaseException | None) -> bool:
+    """Bad input, or a read-only / full / not-permitted folder: the user's to fix, shown as one line."""
+    from xvlm.fsio import output_fault
+
+    return exc is not None and (isinstance(exc, BadInput) or output_fault(exc) is not None)
+
+
+def _drop_user_error_tracebacks() -> None:
+    """Without ``--verbose``, a log record carrying a user error (Prefect logs a failed task or flow run
+    with ``logger.exception``) keeps its one-line message but not the traceback, so a bad input or an
+    unwritable folder inside a flow reads as it does outside one: the state line, then ``error: ...``."""
+    if _state.get("quiet_logs"):
+        return
+    _state["quiet_logs"] = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if record.exc_info and _is_user_error(record.exc_info[1]) and not _state["verbose"]:
+            record.exc_info = None
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
@@ -49,6 +78,8 @@ def _main(
     )] = None,
 ) -> None:
     _state["verbose"] = verbose
+    if not verbose:
+        _drop_user_error_tracebacks()
     if progress if progress is not None else sys.stderr.isatty():
         from xvlm import progress as xprogress
 
@@ -203,13 +234,24 @@ def shards(
     out: Annotated[Path, typer.Argument(help="Where the build folder <recipe>-<build id> goes.")],
     recipe: Annotated[str, typer.Option(help="Recipe name (recipes/*.json) or path.")] = "demo",
     dask: Annotated[bool, typer.Option(help="Write shards on a local Dask cluster (2 workers).")] = False,
+    allow_missing: Annotated[list[str] | None, typer.Option(
+        "--allow-missing", metavar="SOURCE",
+        help="Build without this recipe source if the lake lacks it (repeatable; recorded in stats.json and "
+             "the manifest's lineage). Without it, a recipe source missing from the lake is an error.")] = None,
 ) -> None:
     """Build samples and webdataset shards from the lake (finished shards are not rewritten)."""
     from flows.shards import run_shards
+    from xvlm.data.shards import load_recipe
+    from xvlm.data.shards.samples import missing_sources
 
     if not (lake / "lake.duckdb").is_file():
         raise BadInput(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
-    totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask)
+    missing_sources(lake, load_recipe(recipe), allow_missing or ())  # the error before Prefect starts
+    totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask,
+                        allow_missing=allow_missing)
+    if totals.get("missing_sources"):
+        typer.echo(f"built without recipe sources {', '.join(totals['missing_sources'])} (not in the lake; "
+                   "--allow-missing)")
     typer.echo(f"{totals['samples_written']} samples in {totals['n_shards']} shards at {totals['out']}")
 
 
@@ -539,12 +581,22 @@ def serve(
 def main() -> None:
     """Console-script entry point: bad input becomes one clear line and exit code 2; bugs keep their
     traceback (exit 1)."""
+    from xvlm.fsio import output_fault
+
     try:
         app()
     except BadInput as exc:
         if _state["verbose"]:
             raise
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        # A read-only, not-permitted or full folder raised outside an atomic write (a mkdir, DuckDB's
+        # spill folder): the user's to fix, so one line naming the path, as for bad input.
+        fault = output_fault(exc)
+        if fault is None or _state["verbose"]:
+            raise
+        typer.echo(f"error: {fault}", err=True)
         sys.exit(2)
 
 

@@ -9,7 +9,8 @@ The work lives in :mod:`xvlm.data.shards`; this file wires it:
 3. ``finalize-shards``: manifest, quarantine, stats, audits (raises if an audit finds rows);
    then ``shard-views`` adds the samples/manifest views to ``lake.duckdb`` when one is given.
 
-Retries only on I/O errors (``OSError``); a bad sample or a failed audit is not retried.
+Retries only on transient I/O errors (flows/retry.py): a permission or full-disk fault, a bad input, a
+bad sample or a failed audit is not retried.
 
 Scaling out: the shard tasks run on the flow's task runner. Default: ``ThreadPoolTaskRunner``
 (threads in this process). ``run_shards(..., dask=True)`` uses ``prefect_dask.DaskTaskRunner``: a
@@ -40,8 +41,9 @@ from xvlm.data.shards import (
 
 
 @task(name="plan-samples", **IO_RETRIES)
-def plan_task(lake_root: str, raw_root: str, out_root: str, recipe: str, workers: int) -> tuple[str, dict[str, Any]]:
-    out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers)
+def plan_task(lake_root: str, raw_root: str, out_root: str, recipe: str, workers: int,
+              allow_missing: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers, allow_missing=allow_missing or ())
     return str(out), plan
 
 
@@ -63,10 +65,15 @@ def views_task(lake_db: str, out: str) -> list[str]:
 
 @flow(name="shards", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def shards(lake_root: str, raw_root: str, out_root: str, recipe: str = "demo", lake_db: str | None = None,
-           workers: int = 4) -> dict[str, Any]:
-    """Build the shards of ``recipe`` (name or JSON path); returns the totals plus ``out`` (build folder)."""
+           workers: int = 4, allow_missing: list[str] | None = None) -> dict[str, Any]:
+    """Build the shards of ``recipe`` (name or JSON path); returns the totals plus ``out`` (build folder).
+
+    ``allow_missing``: recipe sources the build may go without when the lake lacks them (recorded)."""
     log = get_run_logger()
-    out, plan = plan_task(lake_root, raw_root, out_root, recipe, workers)
+    out, plan = plan_task(lake_root, raw_root, out_root, recipe, workers, allow_missing)
+    if plan.get("missing_sources"):
+        log.warning("%s: built WITHOUT recipe sources %s (not in the lake; --allow-missing)", out,
+                    plan["missing_sources"])
     todo = pending_shards(Path(out), plan)
     log.info("%s: %d samples in %d shards, %d to write", out, plan["stats"]["samples"], plan["n_shards"], len(todo))
     # Progress of each shard's samples (inside the tasks: the reporter travels in the copied context) and
@@ -87,7 +94,8 @@ def shards(lake_root: str, raw_root: str, out_root: str, recipe: str = "demo", l
 
 def run_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: str = "demo",
                lake_db: str | Path | None = None, dask: bool = False, n_workers: int = 2,
-               dask_address: str | None = None, workers: int = 4) -> dict[str, Any]:
+               dask_address: str | None = None, workers: int = 4, allow_missing: list[str] | None = None
+               ) -> dict[str, Any]:
     """Run the flow with the chosen task runner (threads by default; ``dask=True``: Dask cluster)."""
     f = shards
     if dask or dask_address:
@@ -98,4 +106,4 @@ def run_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Path
                                                  "processes": True, "dashboard_address": None}))
         f = shards.with_options(task_runner=runner)
     return f(str(lake_root), str(raw_root), str(out_root), recipe=recipe,
-             lake_db=str(lake_db) if lake_db else None, workers=workers)
+             lake_db=str(lake_db) if lake_db else None, workers=workers, allow_missing=list(allow_missing or []))

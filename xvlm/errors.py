@@ -22,6 +22,12 @@ class OutputExists(BadInput, FileExistsError):
     """The output a command would write is already there (and it was not asked to replace it)."""
 
 
+class OutputFault(BadInput):
+    """A folder the command writes (lake, shards, work dir) is read-only, full or not permitted: the
+    message names the path and the OS's reason (``xvlm.fsio.output_fault``). Not an ``OSError`` on
+    purpose: retrying it cannot help (flows/retry.py), and the CLI prints it as one line, exit 2."""
+
+
 class BadKey(BadInput, KeyError):
     """A name the user gave (a model config, a sample key, a checkpoint tensor) is not known (also a
     ``KeyError``). ``str()`` is the plain message, not KeyError's quoted repr."""

@@ -9,12 +9,54 @@ writer that dies leaves only a ``.<name>.<random>.tmp`` file behind, never a tru
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from xvlm.errors import BadInput, OutputFault
+
+# Filesystem faults that no retry fixes and the user must: a read-only folder or file system, missing
+# permission, a full disk or quota. ``output_fault`` turns them into one line naming the path.
+FAULT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+# The same faults as libraries without errno word them (DuckDB's IOException, some pyarrow errors).
+_FAULT_TEXTS = tuple(os.strerror(e) for e in sorted(FAULT_ERRNOS))
+# OSErrors that are not worth a retry either: the path is wrong, not the moment.
+_PERMANENT_ERRNOS = FAULT_ERRNOS | {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG,
+                                    errno.EEXIST, errno.EINVAL, errno.EBADF, errno.EXDEV}
+
+
+def output_fault(exc: BaseException, path: str | Path | None = None) -> OutputFault | None:
+    """An :class:`~xvlm.errors.OutputFault` for a read-only / full / not-permitted filesystem error,
+    naming ``exc.filename`` (else ``path``), or its folder when that path does not exist (a temporary
+    file or a folder it failed to create); None for any other exception."""
+    if isinstance(exc, OutputFault):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in FAULT_ERRNOS:
+        where, why = exc.filename or path, exc.strerror or os.strerror(exc.errno)
+    elif not isinstance(exc, BadInput) and any(t in str(exc) for t in _FAULT_TEXTS):
+        why = next(t for t in _FAULT_TEXTS if t in str(exc))
+        where = path or (str(exc).strip().splitlines() or ["?"])[0][:300]  # DuckDB's line names the file
+    else:
+        return None
+    if where and not os.path.lexists(where) and os.path.isdir(os.path.dirname(str(where)) or "."):
+        where = os.path.dirname(str(where)) or "."  # a file or folder it could not create: name the folder refusing
+    return OutputFault(f"{where or '?'}: cannot write ({why}); make the folder writable or free space and "
+                       "rerun (finished work is kept, nothing partial was left)")
+
+
+def is_transient_io(exc: BaseException) -> bool:
+    """Whether a retry may help: an ``OSError`` other than a bad path or a :data:`FAULT_ERRNOS` fault
+    (EIO, ETIMEDOUT, ECONNRESET, ESTALE of a network file system, a refused connection...). Bad input
+    (``BadInput``, including ``MissingInput``, a ``FileNotFoundError``) is never transient."""
+    if isinstance(exc, BadInput) or not isinstance(exc, OSError):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    return exc.errno not in _PERMANENT_ERRNOS and output_fault(exc) is None
 
 
 def temp_path(path: Path) -> Path:
@@ -27,12 +69,13 @@ def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write ``path``'s new content into; rename it over ``path`` on success.
 
     For writers that want a path rather than bytes (Parquet, tar, PNG, DuckDB). On any exception the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched; a read-only, not-permitted or full folder is
+    re-raised as :class:`~xvlm.errors.OutputFault` naming the path (:func:`output_fault`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if fsync and tmp.is_file():
             fd = os.open(tmp, os.O_RDONLY)
@@ -41,8 +84,14 @@ def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
             finally:
                 os.close(fd)
         os.replace(tmp, path)
+    except Exception as exc:
+        fault = output_fault(exc, path)
+        if fault is None or fault is exc:
+            raise
+        raise fault from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder cannot hold it anyway
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Path:

@@ -1,5 +1,6 @@
 -- Empty image-file check table (filled from Python: PIL reads JPEG headers, no decode).
--- Grain: one row per checked image. status: 'ok' | 'missing' | 'corrupt'.
+-- Grain: one row per checked image. status: 'ok' | 'missing' | 'unreadable' | 'corrupt' |
+-- 'too_small' (xvlm/data/lake/images.py).
 -- Parameters: none.
 SELECT
     CAST(NULL AS VARCHAR) AS image_key, CAST(NULL AS VARCHAR) AS status,

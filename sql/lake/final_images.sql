@@ -8,7 +8,9 @@
 --                         in its captions AND its instances file): then it is loaded as that same
 --                         image, merged = true, and out_images writes the image once
 --   missing_image_file    $check_files and the file is not on disk
+--   unreadable_image_file $check_files and the path exists but cannot be read (permission, symlink loop)
 --   corrupt_image         $check_files and PIL cannot read the image header
+--   image_too_small       $check_files and the file's shorter side is below the ingest's min_image_side
 --   image_size_mismatch   annotation width/height disagree with the file's header
 -- width/height: the annotation's, else the file header's. coco_id/flickr_id <= 0 (VG writes -1) -> NULL.
 -- Grain: one row per candidate image. Parameters: $check_files (BOOLEAN).
@@ -46,7 +48,9 @@ r AS (
               OR (height IS NOT NULL AND (h_num IS NULL OR h_num <= 0 OR h_num <> floor(h_num))) THEN 'invalid_number'
             WHEN dup_rank > 1 AND NOT merged THEN 'duplicate_id'
             WHEN $check_files AND status = 'missing' THEN 'missing_image_file'
+            WHEN $check_files AND status = 'unreadable' THEN 'unreadable_image_file'
             WHEN $check_files AND status = 'corrupt' THEN 'corrupt_image'
+            WHEN $check_files AND status = 'too_small' THEN 'image_too_small'
             WHEN $check_files AND status = 'ok' AND w_num IS NOT NULL
                  AND (w_num <> file_width OR h_num <> file_height) THEN 'image_size_mismatch'
         END AS final_reason

@@ -1,5 +1,7 @@
 -- Captions moved to their image's canonical sample. reason (NULL = kept), first match wins:
 --   image_removed   the image is unreadable or leaked
+--   control_characters  the text holds a control character other than tab, LF, CR (NUL, U+0001-U+001F,
+--                   U+007F-U+009F): a binary or mis-decoded field, not a caption; never stored
 --   empty_text      empty or without any letter or digit once trimmed (punctuation only)
 --   duplicate_text  same text (case- and space-insensitive) as an earlier caption of the sample
 --                   (a CC3M/CC12M duplicate URL often repeats its caption)
@@ -10,6 +12,7 @@ WITH j AS (
            o.canonical_key, o.prio,
            CASE
                WHEN o.canonical_key IS NULL THEN 'image_removed'
+               WHEN regexp_matches(c.caption, '[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}-\x{9F}]') THEN 'control_characters'
                WHEN c.caption IS NULL OR NOT regexp_matches(c.caption, '[\pL\pN]') THEN 'empty_text'
            END AS r1
     FROM l_captions AS c

@@ -4,6 +4,8 @@
 -- pixel frame. reason (NULL = kept), first match wins:
 --   image_removed  the image is unreadable or leaked (canonical_key NULL)
 --   group_box      iscrowd / IsGroupOf box and NOT $include_groups
+--   control_characters  the text holds a control character other than tab, LF, CR (as captions);
+--                  an attribute holding one is left out of the list, like a punctuation-only one
 --   empty_text     text empty or without any letter or digit once trimmed (punctuation only)
 --   over_limit     beyond $max_concepts for its sample (order: image rank, kind, concept id)
 -- Grain: one row per lake region/object of a selected image.
@@ -15,7 +17,8 @@ WITH c AS (
     UNION ALL
     SELECT image_key, source, 'object', CAST(object_id AS VARCHAR), trim(label),
            list_sort(list_distinct(list_filter(list_transform(coalesce(attributes, []), lambda a: trim(a)),
-                                     lambda a: regexp_matches(a, '[\pL\pN]')))),
+                                     lambda a: regexp_matches(a, '[\pL\pN]')
+                                               AND NOT regexp_matches(a, '[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}-\x{9F}]')))),
            x, y, w, h, coalesce(is_group, false)
     FROM l_objects
 ),
@@ -25,6 +28,7 @@ j AS (
            CASE
                WHEN o.canonical_key IS NULL THEN 'image_removed'
                WHEN c.is_group AND NOT $include_groups THEN 'group_box'
+               WHEN regexp_matches(c.text, '[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}-\x{9F}]') THEN 'control_characters'
                WHEN c.text IS NULL OR NOT regexp_matches(c.text, '[\pL\pN]') THEN 'empty_text'
            END AS pre_reason
     FROM c

@@ -1,5 +1,5 @@
 -- Captions and box concepts that were not kept, with their reason (image_removed, group_box,
--- empty_text, duplicate_text, over_limit).
+-- control_characters, empty_text, duplicate_text, over_limit).
 -- Grain: one row per dropped caption or concept. Parameters: none.
 SELECT image_key, canonical_key, source, 'caption' AS kind, caption_id AS text_id, text, reason
 FROM caption_cands WHERE reason IS NOT NULL

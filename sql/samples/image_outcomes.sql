@@ -1,6 +1,7 @@
 -- Every selected image with what becomes of it, in this order (first match wins):
---   1. unreadable: the probe found the file missing / corrupt / with another size than the lake says
---      (reason missing_image | corrupt_image | image_size_mismatch);
+--   1. unusable: the probe found the file missing / unreadable (permission, symlink loop) / corrupt /
+--      with a shorter side below the recipe's min_image_side / with another size than the lake says
+--      (reason missing_image | unreadable_image | corrupt_image | image_too_small | image_size_mismatch);
 --   2. leak: its coco_id, flickr_id or image_key is in a downstream split listed in $leak_splits
 --      ('dataset/split', e.g. 'coco/test'); reason 'leak', detail = '<matched on>:<dataset>/<split>';
 --   3. dedup among the survivors, three passes, each merging whole groups (METHOD.md section 6):
@@ -12,7 +13,7 @@
 -- Grain: one row per selected image (table sel_images joined with table probe).
 -- Parameters: $leak_splits (VARCHAR[]).
 WITH s AS (
-    SELECT s.*, p.status, p.sha256, p.file_width, p.file_height, p.nbytes,
+    SELECT s.*, p.status, p.sha256, p.file_width, p.file_height, p.nbytes, p.image_format,
            lpad(CAST(s.prio AS VARCHAR), 4, '0') || ':' || s.image_key AS rank_key
     FROM sel_images AS s
     LEFT JOIN probe AS p USING (image_key)
@@ -36,7 +37,9 @@ r AS (
     SELECT s.*, k.leak_detail,
         CASE
             WHEN s.status IS NULL OR s.status = 'missing' THEN 'missing_image'
+            WHEN s.status = 'unreadable' THEN 'unreadable_image'
             WHEN s.status = 'corrupt' THEN 'corrupt_image'
+            WHEN s.status = 'too_small' THEN 'image_too_small'
             WHEN s.status = 'size_mismatch' THEN 'image_size_mismatch'
             WHEN k.leak_detail IS NOT NULL THEN 'leak'
         END AS pre_reason
@@ -61,7 +64,7 @@ h2 AS (
 )
 SELECT
     r.image_key, r.source, r.prio, r.split, r.path, r.tar_key, r.url, r.coco_id, r.flickr_id,
-    r.sha256, r.nbytes, r.file_width AS width, r.file_height AS height, r.status,
+    r.sha256, r.nbytes, r.file_width AS width, r.file_height AS height, r.status, r.image_format,
     CASE WHEN h2.g3 IS NOT NULL THEN split_part(h2.g3, ':', 2) END AS canonical_key,
     CASE
         WHEN r.pre_reason IS NOT NULL THEN r.pre_reason

@@ -1,5 +1,5 @@
 -- One row per canonical image (I, T, {(V_j, T_j)}) (METHOD.md section 1): the image (key, where its
--- bytes are, pixel size, sha256), its kept captions and its kept concepts in rank order, and the
+-- bytes are, pixel size, sha256, the format sniffed from its bytes), its kept captions and its kept concepts in rank order, and the
 -- sources that contributed (the image's own first). Samples with no caption and no concept are
 -- kept here with n_captions = n_concepts = 0; the next step removes them as 'no_text'.
 -- Grain: one row per canonical image. Parameters: none.
@@ -22,7 +22,7 @@ members AS (
 )
 SELECT
     o.image_key, o.source, o.split, o.path, o.tar_key, o.url, o.width, o.height, o.nbytes, o.sha256,
-    o.coco_id,
+    o.image_format, o.coco_id,
     coalesce(caps.captions, CAST([] AS VARCHAR[])) AS captions,
     coalesce(cons.concepts, []) AS concepts,
     list_sort(list_distinct(list_concat([o.source], coalesce(caps.cap_sources, []),

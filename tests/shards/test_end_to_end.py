@@ -80,3 +80,27 @@ def test_shards_and_views(demo: tuple[Path, Path, dict]) -> None:
         assert con.execute("SELECT count(*) FROM images").fetchone()[0] > 0  # the lake's own views survive
     finally:
         con.close()
+
+
+def test_every_stored_image_is_rgb_jpeg(demo: tuple[Path, Path, dict]) -> None:
+    """The demo corpus has grayscale JPEGs (on disk and in img2dataset tars): every ``jpg`` member of the
+    shards is an RGB JPEG all the same (issue 16), and the grayscale ones are stored, not dropped."""
+    import io
+
+    from PIL import Image
+
+    _, _, totals = demo
+    out = Path(totals["out"])
+    modes = set()
+    for tar in sorted((out / "shards").glob("demo-*.tar")):
+        with tarfile.open(tar) as tf:
+            for m in tf.getmembers():
+                if m.name.endswith(".jpg"):
+                    with Image.open(io.BytesIO(tf.extractfile(m).read())) as im:  # type: ignore[union-attr]
+                        modes.add((im.format, im.mode))
+    assert modes == {("JPEG", "RGB")}
+    keys = set(pq.read_table(out / "manifest.parquet").column("key").to_pylist())
+    samples = pq.read_table(out / "samples.parquet", columns=["image_key", "image_format"]).to_pylist()
+    converted = {r["image_key"] for r in samples if r["image_format"] != "JPEG/RGB"}
+    assert {r["image_format"] for r in samples} == {"JPEG/RGB", "JPEG/L"}
+    assert converted and converted <= keys  # re-encoded and stored, not dropped

@@ -158,6 +158,9 @@ class IngestConfig:
     min_kept_fraction: float = 0.5
     # Read JPEG headers (PIL, no decode) of on-disk images: existence, readability, size.
     check_images: bool = True
+    # An on-disk image whose shorter side is below this (pixels, from its header) is quarantined
+    # image_too_small (xvlm/data/lake/images.py); 1 accepts every readable image.
+    min_image_side: int = 32
     # VG regions through the fused single pass (xvlm/data/lake/fused.py): parse + box rule + write in one
     # streamed COPY. False = the generic candidate -> final path. The lake is identical either way.
     fused_regions: bool = True
@@ -171,6 +174,9 @@ class IngestConfig:
         object.__setattr__(self, "out", Path(self.out))
         if not 0.0 < self.min_kept_fraction <= 1.0:
             raise BadInput(f"min_kept_fraction must be in (0, 1], got {self.min_kept_fraction}")
+        if isinstance(self.min_image_side, bool) or not isinstance(self.min_image_side, int) \
+                or self.min_image_side < 1:
+            raise BadInput(f"min_image_side must be an integer >= 1, got {self.min_image_side!r}")
 
     def resolve(self, rel: str | Path) -> Path:
         """A configured path: absolute as given, else under ``raw_root``."""

@@ -10,6 +10,7 @@ changed query re-ingests too. Same fingerprint => same lake partitions, nothing 
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import json
 import os
@@ -93,8 +94,27 @@ def _file_state(path: Path) -> str:
         return f"unreadable: {exc.strerror or exc}"
 
 
+def _listing_entry(p: Path, rel: str) -> str:
+    """``rel<TAB>size<TAB>mtime_ns`` of one file; a path that cannot be stat'ed (a dangling symlink, a
+    symlink loop: ELOOP, a permission fault) is listed by its error and the link's own metadata, so the
+    fingerprint still changes when the link changes and the image check reports it per image."""
+    try:
+        st = p.stat()
+        return f"{rel}\t{st.st_size}\t{st.st_mtime_ns}"
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, "OSError")
+        try:
+            lst = p.lstat()
+            return f"{rel}\t{code}\t{lst.st_mtime_ns}\t{os.readlink(p) if p.is_symlink() else ''}"
+        except OSError:
+            return f"{rel}\t{code}"
+
+
 def dir_listing_digest(path: Path) -> str:
-    """sha256 over the sorted (relative path, size, mtime_ns) of every file under ``path``."""
+    """sha256 over the sorted (relative path, size, mtime_ns) of every file under ``path``.
+
+    Never raises for one bad entry (:func:`_listing_entry`): a broken image link is the image check's
+    business (``missing_image_file`` / ``unreadable_image_file``), not a reason to refuse the source."""
     if not path.is_dir():
         return "absent"
     h = hashlib.sha256()
@@ -102,8 +122,7 @@ def dir_listing_digest(path: Path) -> str:
     for dirpath, _dirs, files in os.walk(path):
         for name in files:
             p = Path(dirpath) / name
-            st = p.stat()
-            entries.append(f"{p.relative_to(path).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
+            entries.append(_listing_entry(p, p.relative_to(path).as_posix()))
     for e in sorted(entries):
         h.update(e.encode("utf-8", "surrogateescape") + b"\n")
     return h.hexdigest()

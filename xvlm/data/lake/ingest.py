@@ -152,7 +152,8 @@ def _ingest(cfg: IngestConfig, source: str, paths: Any, fingerprint: str | None,
         check = inp.check_files and cfg.check_images
         if check:
             rows = run.query("images_to_check")
-            checks = check_images(cfg.raw_root, rows, label=f"{source}: check images")
+            checks = check_images(cfg.raw_root, rows, label=f"{source}: check images",
+                                  min_side=cfg.min_image_side)
             run.con.register("image_checks_arrow", checks)
             run.insert("image_checks", "image_checks_rows")
             run.con.unregister("image_checks_arrow")

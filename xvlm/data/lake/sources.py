@@ -143,7 +143,8 @@ def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
 def source_settings(cfg: IngestConfig, source: str) -> dict:
     """The config that changes a source's output (part of its fingerprint)."""
     return {"source": source, "paths": asdict(cfg.paths(source)),
-            "min_kept_fraction": cfg.min_kept_fraction, "check_images": cfg.check_images}
+            "min_kept_fraction": cfg.min_kept_fraction, "check_images": cfg.check_images,
+            "min_image_side": cfg.min_image_side}
 
 
 # ---------------------------------------------------------------- parse functions

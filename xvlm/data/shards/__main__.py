@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--recipe", default="demo", help="recipe name (recipes/<name>.json) or path")
     ap.add_argument("--lake-db", default=None, help="add the samples/manifest views to this lake.duckdb")
     ap.add_argument("--workers", type=int, default=4, help="probe threads")
+    ap.add_argument("--allow-missing", action="append", default=[], metavar="SOURCE",
+                    help="build without this recipe source if the lake lacks it (repeatable; recorded)")
     a = ap.parse_args(argv)
-    totals = build_shards(a.lake_root, a.raw_root, a.out_root, a.recipe, workers=a.workers, lake_db=a.lake_db)
+    totals = build_shards(a.lake_root, a.raw_root, a.out_root, a.recipe, workers=a.workers, lake_db=a.lake_db,
+                          allow_missing=a.allow_missing)
     print(json.dumps({k: v for k, v in totals.items() if k != "samples"}, sort_keys=True))
 
 

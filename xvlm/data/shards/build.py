@@ -12,6 +12,7 @@ the same sequence in one process (CLI, tests, benchmarks). Layout of one build::
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from xvlm.data.shards.samples import (
     _create_lake_views,
     build_samples,
     lake_fingerprints,
+    missing_sources,
     read_plan,
 )
 from xvlm.data.shards.writer import (
@@ -42,6 +44,24 @@ QUARANTINE_SCHEMA = pa.schema([("shard", pa.int32()), ("key", pa.string()), ("re
                                ("detail", pa.string())])
 
 
+LINEAGE_KEY = "xvlm.lineage"
+"""Key of the manifest.parquet schema metadata holding :func:`lineage` (JSON)."""
+
+
+def lineage(plan: dict[str, Any]) -> dict[str, Any]:
+    """What a manifest was built from: recipe, its hash, the build id, the lake, and the recipe sources
+    the lake did not hold (built without them only because ``--allow-missing`` named them)."""
+    return {"recipe": plan["recipe"]["name"], "recipe_hash": plan["recipe_hash"], "build_id": plan["build_id"],
+            "lake_root": plan["lake_root"], "sources": list(plan["recipe"]["sources"]),
+            "missing_sources": list(plan.get("missing_sources", []))}
+
+
+def read_lineage(manifest: str | Path) -> dict[str, Any]:
+    """The :func:`lineage` stored in a ``manifest.parquet``."""
+    meta = pq.read_schema(manifest).metadata or {}
+    return json.loads(meta.get(LINEAGE_KEY.encode(), b"{}"))
+
+
 class AuditError(AssertionError):
     """An audit query returned rows; the message names the audit and the first offending rows."""
 
@@ -53,11 +73,15 @@ def build_dir(out_root: str | Path, recipe: Recipe, lake_root: str | Path) -> Pa
 
 
 def plan_build(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: Recipe | str,
-               workers: int = 4) -> tuple[Path, dict[str, Any]]:
-    """Build (or reuse) the samples of ``recipe``; returns ``(build folder, plan)``."""
+               workers: int = 4, allow_missing: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+    """Build (or reuse) the samples of ``recipe``; returns ``(build folder, plan)``.
+
+    A recipe source absent from the lake is ``MissingInput`` naming it, before any folder is made,
+    unless it is in ``allow_missing`` (then recorded in the plan, the stats and the manifest's lineage)."""
     recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
+    missing_sources(lake_root, recipe, allow_missing)
     out = build_dir(out_root, recipe, lake_root)
-    return out, build_samples(lake_root, raw_root, out, recipe, workers=workers)
+    return out, build_samples(lake_root, raw_root, out, recipe, workers=workers, allow_missing=allow_missing)
 
 
 def pending_shards(out: Path, plan: dict[str, Any]) -> list[int]:
@@ -82,8 +106,10 @@ def write_shards(out: Path, plan: dict[str, Any], shard_ids: list[int] | None = 
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    with atomic_path(path, fsync=False) as tmp:  # bulk data, rebuilt from the shards on a rerun (as before)
-        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+    # Bulk data, rebuilt from the shards on a rerun (no fsync, as before). Through our own file object:
+    # pyarrow leaves its handle open when a write fails (a full disk), keeping the deleted temp file's space.
+    with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as f:
+        pq.write_table(table, f, compression="zstd", write_statistics=False)
 
 
 def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[str, Any]:
@@ -98,7 +124,8 @@ def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[s
     stats = [json.loads(shard_paths(out, name, i)["stats"].read_text(encoding="utf-8")) for i in range(n)]
     parts = [pq.read_table(shard_paths(out, name, i)["manifest"]) for i in range(n)]
     manifest = pa.concat_tables(parts).cast(MANIFEST_SCHEMA) if parts else MANIFEST_SCHEMA.empty_table()
-    _atomic_parquet(manifest, out / "manifest.parquet")
+    _atomic_parquet(manifest.replace_schema_metadata({LINEAGE_KEY: json.dumps(lineage(plan), sort_keys=True)}),
+                    out / "manifest.parquet")
     q = [(s["shard"], r["key"], r["reason"], r["detail"]) for s in stats for r in s["quarantined"]]
     _atomic_parquet(pa.table({"shard": [r[0] for r in q], "key": [r[1] for r in q], "reason": [r[2] for r in q],
                               "detail": [r[3] for r in q]}, schema=QUARANTINE_SCHEMA), out / "quarantine.parquet")
@@ -107,6 +134,7 @@ def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[s
         "recipe": name, "build_id": plan["build_id"], "recipe_hash": plan["recipe_hash"], "n_shards": n,
         "samples_written": sum(s["samples_written"] for s in stats),
         "quarantined": len(q), "tar_bytes": sum(s["tar_bytes"] for s in stats),
+        "missing_sources": list(plan.get("missing_sources", [])),
         "samples": plan["stats"], "audit": {k: len(v) for k, v in audit.items()},
     }
     write_json(out / "stats.json", totals, indent=1)
@@ -141,9 +169,10 @@ def audit_build(out: Path, plan: dict[str, Any]) -> dict[str, list[list[Any]]]:
 
 
 def build_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: Recipe | str,
-                 workers: int = 4, lake_db: str | Path | None = None) -> dict[str, Any]:
+                 workers: int = 4, lake_db: str | Path | None = None, allow_missing: Sequence[str] = ()
+                 ) -> dict[str, Any]:
     """Plan, write every pending shard, finalize, and (if ``lake_db``) add the views; returns the totals."""
-    out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers)
+    out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers, allow_missing=allow_missing)
     write_shards(out, plan)
     totals = finalize(out, plan)
     if lake_db is not None:

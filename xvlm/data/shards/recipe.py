@@ -39,8 +39,10 @@ class Recipe:
     include_groups: bool = False
     max_captions_per_image: int = 16
     max_concepts_per_image: int = 256
-    # Not applied to the shards (texts are stored raw); the loader's pre_caption cap (METHOD.md s4).
-    max_caption_words: int = 40
+    # An image whose shorter side is below this many pixels is removed (image_too_small): a 1x1 tracking
+    # pixel or a thumbnail placeholder never reaches a shard. Captions are stored whole: the one word cap
+    # is the loader's ``data.max_words`` (configs/pretrain, METHOD.md s4), so changing it needs no rebuild.
+    min_image_side: int = 32
     shard_size: int = 5000
     seed: int = 42
     # None: original bytes; else re-encode as JPEG with the longer side at most this many pixels.
@@ -55,7 +57,7 @@ class Recipe:
             raise BadInput(f"recipe {self.name!r}: 'sources' is empty")
         if len(set(self.sources)) != len(self.sources):
             raise BadInput(f"recipe {self.name!r}: 'sources' lists a source twice")
-        for key in ("max_captions_per_image", "max_concepts_per_image", "max_caption_words", "shard_size"):
+        for key in ("max_captions_per_image", "max_concepts_per_image", "min_image_side", "shard_size"):
             if int(getattr(self, key)) < 1:
                 raise BadInput(f"recipe {self.name!r}: {key} must be >= 1")
         if self.resize_max_side is not None and self.resize_max_side < 8:
@@ -77,6 +79,9 @@ class Recipe:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "recipe") -> Recipe:
         """Strict (``xvlm.configtree``): an unknown field or a bad value is ``BadInput`` naming ``where``."""
+        if isinstance(d, dict) and "max_caption_words" in d:
+            raise BadInput(f"{where}: 'max_caption_words' is no longer a recipe field: captions are stored whole "
+                           "and the loader's data.max_words (the training config) cuts them; remove it")
         return build(cls, d, where)
 
     def with_(self, **changes: Any) -> Recipe:

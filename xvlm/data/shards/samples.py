@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,8 @@ from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
 from xvlm.data.shards.images import probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
-from xvlm.errors import MissingInput
-from xvlm.fsio import atomic_path, write_json
+from xvlm.errors import BadInput, MissingInput
+from xvlm.fsio import atomic_path, output_fault, write_json
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
@@ -41,8 +43,35 @@ def lake_parts(lake_root: Path, table: str, sources: list[str] | None) -> list[s
     return [str(f) for d in dirs for f in sorted(d.glob("*.parquet"))]
 
 
+def source_in_lake(lake_root: Path, source: str) -> bool:
+    """True when the lake holds ``source``: an ingest manifest or an ``images`` partition."""
+    return (lake_root / "_manifest" / f"{source}.json").is_file() or bool(lake_parts(lake_root, "images", [source]))
+
+
+def missing_sources(lake_root: str | Path, recipe: Recipe, allow_missing: Sequence[str] = ()) -> list[str]:
+    """The recipe's sources absent from the lake, all of them named in ``allow_missing``; else
+    ``MissingInput`` naming the first one that is not (a source silently left out would change the
+    corpus without a word). ``allow_missing`` may only name sources of the recipe (``BadInput``)."""
+    lake_root = Path(lake_root)
+    stray = sorted(set(allow_missing) - set(recipe.sources))
+    if stray:
+        raise BadInput(f"--allow-missing {stray[0]}: not a source of recipe {recipe.name!r} "
+                       f"(its sources: {', '.join(recipe.sources)})")
+    absent = [s for s in recipe.sources if not source_in_lake(lake_root, s)]
+    refused = [s for s in absent if s not in allow_missing]
+    if refused:
+        raise MissingInput(f"{lake_root}: recipe {recipe.name!r} source {refused[0]!r} is not in the lake; ingest it "
+                           f"(xvlm ingest RAW_ROOT {lake_root} --source {refused[0]}) or pass "
+                           f"--allow-missing {refused[0]} to build without it")
+    if len(absent) == len(recipe.sources):
+        raise MissingInput(f"{lake_root}: none of recipe {recipe.name!r}'s sources is in the lake "
+                           f"({', '.join(recipe.sources)}); run the lake ingest first")
+    return absent
+
+
 def lake_fingerprints(lake_root: Path, sources: list[str]) -> dict[str, str]:
-    """Per source read: the ingest's content fingerprint (``_manifest``), else a hash of the files."""
+    """Per source read: the ingest's content fingerprint (``_manifest``), else a hash of the files;
+    ``absent`` for a source the lake does not hold (a build without it has its own id)."""
     import hashlib
 
     out: dict[str, str] = {}
@@ -51,6 +80,9 @@ def lake_fingerprints(lake_root: Path, sources: list[str]) -> dict[str, str]:
         m = lake_root / "_manifest" / f"{s}.json"
         if m.is_file():
             out[s] = json.loads(m.read_text(encoding="utf-8")).get("fingerprint", "")
+            continue
+        if not source_in_lake(lake_root, s) and not lake_parts(lake_root, "splits", [s]):
+            out[s] = "absent"
             continue
         h = hashlib.sha256()
         for t in LAKE_TABLES:
@@ -94,27 +126,47 @@ def read_plan(out: Path) -> dict[str, Any] | None:
 
 
 def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, recipe: Recipe,
-                  workers: int = 4, memory_limit: str = "2GB", force: bool = False) -> dict[str, Any]:
+                  workers: int = 4, memory_limit: str = "2GB", force: bool = False,
+                  allow_missing: Sequence[str] = ()) -> dict[str, Any]:
     """Write the samples of ``recipe`` into ``out``; returns the plan (stats, n_shards, build id).
 
-    A no-op when ``out/samples.json`` exists with the same build id (unless ``force``).
+    A no-op when ``out/samples.json`` exists with the same build id (unless ``force``). A recipe source
+    absent from the lake is an error unless named in ``allow_missing`` (:func:`missing_sources`); the
+    ones left out are recorded in the plan (``missing_sources``) and its stats.
     """
     lake_root, raw_root, out = Path(lake_root).resolve(), Path(raw_root).resolve(), Path(out)
+    absent = missing_sources(lake_root, recipe, allow_missing)
     sources = list(recipe.sources)
     bid = build_id(recipe, lake_fingerprints(lake_root, sources))
     plan = read_plan(out)
     if plan is not None and plan.get("build_id") == bid and not force:
         return plan
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (output_fault(exc, out) or exc) from exc
+    try:
+        return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+    except BaseException:
+        if created:  # no half-made build folder from this call (a full disk, a kill is resumed by the plan)
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _build_samples(lake_root: Path, raw_root: Path, out: Path, recipe: Recipe, workers: int, memory_limit: str,
+                   bid: str, absent: list[str]) -> dict[str, Any]:
+    """:func:`build_samples` past the reuse check, in the build folder ``out``."""
+    sources = list(recipe.sources)
     (out / PLAN_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
     run = SqlRunner.open(memory_limit, 2, out)
     run.prefix = "samples"
     try:
-        _create_lake_views(run.con, lake_root, sources)
+        _create_lake_views(run.con, lake_root, [s for s in sources if s not in absent])
         n_sel = run.create("sel_images", "selected_images", sources=sources)
         rows = run.query("probe_rows")
-        probe = probe_images(raw_root, rows, workers=workers)
+        probe = probe_images(raw_root, rows, workers=workers, min_side=recipe.min_image_side)
         run.con.register("probe", probe)
         run.create("outcomes", "image_outcomes", leak_splits=recipe.flat_leak_splits)
         run.create("caption_cands", "caption_candidates", max_captions=recipe.max_captions_per_image)
@@ -126,7 +178,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         run.create("samples", "samples", n_shards=n_shards, seed=recipe.seed)
         n_removed = run.create("removed", "removed")
         run.create("dropped_texts", "dropped_texts")
-        stats = _stats(run, recipe, n_sel, n_samples, n_removed)
+        stats = {**_stats(run, recipe, n_sel, n_samples, n_removed), "missing_sources": absent}
         for t in ("samples", "removed", "dropped_texts"):
             _atomic_copy(run, t, out / f"{t}.parquet")
         sizes = dict(run.query("shard_sizes"))
@@ -135,7 +187,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
     _crash_point("plan", "before_plan")
     plan = {
         "recipe": recipe.to_dict(), "recipe_hash": recipe_hash(recipe), "build_id": bid,
-        "lake_root": str(lake_root), "raw_root": str(raw_root), "n_shards": n_shards,
+        "lake_root": str(lake_root), "raw_root": str(raw_root), "n_shards": n_shards, "missing_sources": absent,
         "shard_sizes": [int(sizes.get(i, 0)) for i in range(n_shards)],
         "stats": stats,
     }

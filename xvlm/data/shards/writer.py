@@ -30,9 +30,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xvlm import progress
-from xvlm.data.shards.images import ImageReader, ImageReadError, ImageRef, resize_jpeg
+from xvlm.data.shards.images import STORED_AS_IS, ImageReader, ImageReadError, ImageRef, resize_jpeg
 from xvlm.data.shards.ustar import UstarWriter
-from xvlm.fsio import atomic_path, write_text
+from xvlm.fsio import atomic_path, output_fault, write_text
 
 SHARD_DIR = "shards"
 MANIFEST_SCHEMA = pa.schema([
@@ -107,7 +107,10 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
     paths = shard_paths(out, name, shard)
     if paths["stats"].is_file():
         return json.loads(paths["stats"].read_text(encoding="utf-8"))
-    paths["tar"].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        paths["tar"].parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (output_fault(exc, paths["tar"].parent) or exc) from exc
     for debris in paths["tar"].parent.glob(f".{shard_name(name, shard)}.*.tmp"):  # left by a killed run
         debris.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -140,8 +143,10 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
                                        "detail": f"{row['path']}: bytes differ from the probe's sha256"})
                     continue
                 w, h = row["width"], row["height"]
-                if resize is not None:
-                    data, w, h = resize_jpeg(data, int(resize), quality)
+                if resize is not None or row["image_format"] != STORED_AS_IS:
+                    # The jpg field always holds an RGB JPEG: PNG/WebP/GIF, grayscale and CMYK JPEGs are
+                    # re-encoded (images.py); a resize recipe re-encodes everything.
+                    data, w, h = resize_jpeg(data, None if resize is None else int(resize), quality)
                     digest = hashlib.sha256(data).digest()
                     sha = digest.hex()
                 js = sample_json(row, w, h)
@@ -151,8 +156,9 @@ def write_shard(out: str | Path, shard: int, plan: dict[str, Any], reader: Image
                 written.append((row, len(data), len(js), w, h, sha, jpg_off, json_off))
             tar_digest = tw.close()
         manifest = _manifest_table(shard, paths["tar"].name, written)
-        with atomic_path(paths["manifest"], fsync=False) as tmp_man:
-            pq.write_table(manifest, tmp_man, compression="zstd", write_statistics=False)
+        # our own handle: closed even when the write fails (a full disk; build._atomic_parquet)
+        with atomic_path(paths["manifest"], fsync=False) as tmp_man, open(tmp_man, "wb") as f:
+            pq.write_table(manifest, f, compression="zstd", write_statistics=False)
     finally:
         if own_reader:
             reader.close()
