@@ -1,8 +1,9 @@
 -- Captions of a COCO captions document (table cocofmt_doc) as candidate caption rows.
 -- Grain: one row per element of annotations[].
--- Parameters: $source, $split, $file, $key_prefix.
+-- Parameters: $source, $split, $file, $key_prefix, $idx_base
+-- (elements before this document's first: a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
 WITH a AS (
-    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 AS idx FROM cocofmt_doc
+    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 + $idx_base AS idx FROM cocofmt_doc
 )
 SELECT
     $key_prefix || '_' || CAST(TRY_CAST(a.image_id AS BIGINT) AS VARCHAR) AS image_key,

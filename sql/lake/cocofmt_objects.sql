@@ -2,9 +2,10 @@
 -- Grain: one row per element of annotations[]. bbox is [x, y, w, h] in pixels (top-left origin).
 -- label = categories[].name of category_id; iscrowd=1 marks a group box (kept, flagged is_group);
 -- Objects365's isfake/isreflected become flags 'fake'/'reflected'.
--- Parameters: $source, $file, $key_prefix.
+-- Parameters: $source, $file, $key_prefix, $idx_base
+-- (elements before this document's first: a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
 WITH a AS (
-    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 AS idx FROM cocofmt_doc
+    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 + $idx_base AS idx FROM cocofmt_doc
 ),
 cat AS (
     SELECT c.id AS category_id, any_value(c.name) AS name

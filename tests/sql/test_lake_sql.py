@@ -230,10 +230,10 @@ def test_cocofmt_images_and_objects(run: SqlRunner, tmp_path: Path) -> None:
     p = _coco_doc(tmp_path)
     run.create("cocofmt_doc", "cocofmt_doc", path=p, max_object_size=p.stat().st_size + 1)
     run.insert("cand_images", "cocofmt_images", source="coco", split="train2017", file="f", key_prefix="coco",
-               image_dir="coco/train2017", path_parts=1, id_is_coco_id=True)
+               image_dir="coco/train2017", path_parts=1, id_is_coco_id=True, idx_base=0)
     assert rows(run, "SELECT image_key, path, width, coco_id, locator FROM cand_images") == [
         ("coco_391895", "coco/train2017/000000391895.jpg", "640", "391895", "images[0]")]
-    run.insert("cand_boxes", "cocofmt_objects", source="coco", file="f", key_prefix="coco")
+    run.insert("cand_boxes", "cocofmt_objects", source="coco", file="f", key_prefix="coco", idx_base=0)
     assert rows(run, "SELECT box_id, c0, c3, label, is_group, flags, reason FROM cand_boxes ORDER BY ord") == [
         ("1768", "473.07", "28.67", "dog", "0", [], None),
         ("900100250282", "0", "388", "person", "1", ["fake"], None),
@@ -248,7 +248,7 @@ def test_cocofmt_images_objects365_path_quirk(run: SqlRunner, tmp_path: Path) ->
                              "annotations": [], "categories": []}))
     run.create("cocofmt_doc", "cocofmt_doc", path=p, max_object_size=p.stat().st_size + 1)
     run.insert("cand_images", "cocofmt_images", source="objects365", split="train", file="f",
-               key_prefix="o365", image_dir="objects365/train", path_parts=2, id_is_coco_id=False)
+               key_prefix="o365", image_dir="objects365/train", path_parts=2, id_is_coco_id=False, idx_base=0)
     assert rows(run, "SELECT image_key, path, url, coco_id FROM cand_images") == [
         ("o365_420917", "objects365/train/patch8/objects365_v1_00420917.jpg", None, None)]
 
@@ -259,7 +259,8 @@ def test_coco_captions(run: SqlRunner, tmp_path: Path) -> None:
         {"image_id": 203564, "id": 37, "caption": "A bicycle replica."},
         {"image_id": "x", "id": 38, "caption": "bad id"}]}))
     run.create("cocofmt_doc", "cocofmt_doc", path=p, max_object_size=10_000)
-    run.insert("cand_captions", "coco_captions", source="coco", split="val2017", file="f", key_prefix="coco")
+    run.insert("cand_captions", "coco_captions", source="coco", split="val2017", file="f", key_prefix="coco",
+               idx_base=0)
     assert rows(run, "SELECT image_key, caption_id, caption, locator, reason FROM cand_captions ORDER BY ord") == [
         ("coco_203564", "37", "A bicycle replica.", "annotations[0]", None),
         (None, "38", "bad id", "annotations[1]", "invalid_number")]
