@@ -83,6 +83,13 @@ def write_coco(root: Path, scale: float, seed: int, counts: Counts) -> np.ndarra
     ids = rng.permutation(unique_ints(rng, n_tr + n_va, 1, 581_930))
     caps_pool = _pool(rng, 20_000, 6, 25, 10.5, cap=True)
     polys = _polygons(rng, 5_000)
+    # caption and annotation ids are unique across train and val (as in the release): drawn once
+    n_caps = scaled("coco_train_captions", scale), scaled("coco_val_captions", scale)
+    n_insts = scaled("coco_train_instances", scale), scaled("coco_val_instances", scale)
+    all_cap_ids = unique_ints(rng, sum(n_caps), 1, 830_000)[rng.permutation(sum(n_caps))]
+    all_ann_ids = rng.permutation(unique_ints(rng, sum(n_insts), 1, 2_300_000))
+    id_parts = {"train2017": (all_cap_ids[:n_caps[0]], np.sort(all_ann_ids[:n_insts[0]])),
+                "val2017": (all_cap_ids[n_caps[0]:], np.sort(all_ann_ids[n_insts[0]:]))}
     for split, img_ids, n_cap, n_inst in (
             ("train2017", np.sort(ids[:n_tr]), scaled("coco_train_captions", scale), scaled("coco_train_instances", scale)),
             ("val2017", np.sort(ids[n_tr:]), scaled("coco_val_captions", scale), scaled("coco_val_instances", scale))):
@@ -92,7 +99,7 @@ def write_coco(root: Path, scale: float, seed: int, counts: Counts) -> np.ndarra
         # captions: 5 per image, the rest (COCO has 5-7) spread over random images
         per = np.full(n, n_cap // n) + np.bincount(rng.integers(0, n, n_cap - n * (n_cap // n)), minlength=n)
         img_of = np.repeat(np.arange(n), per)
-        cap_ids = unique_ints(rng, n_cap, 1, 830_000)[rng.permutation(n_cap)]
+        cap_ids, ann_ids = id_parts[split]
         with _open(root / f"coco/annotations/captions_{split}.json") as f:
             _write_json_head(f, {"info": INFO, "licenses": LICENSES})
             f.write(b'"images": [')
@@ -121,7 +128,6 @@ def write_coco(root: Path, scale: float, seed: int, counts: Counts) -> np.ndarra
             f.write(b'], "annotations": [')
             per = split_counts(rng, n_inst, n, shape=0.8)
             img_of = np.repeat(np.arange(n), per)
-            ann_ids = np.sort(unique_ints(rng, n_inst, 1, 2_300_000))
             for s, e in batches(n_inst):
                 k = e - s
                 io = img_of[s:e]

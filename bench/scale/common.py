@@ -54,10 +54,7 @@ def scaled(key: str, scale: float, minimum: int = 1) -> int:
 
 def phrase_pool(rng: np.random.Generator, n: int, lo: int, hi: int, mean: float | None = None) -> list[str]:
     """``n`` phrases of ``lo..hi`` words (Poisson around ``mean`` when given: caption lengths are not uniform)."""
-    if mean is None:
-        lens = rng.integers(lo, hi + 1, n)
-    else:
-        lens = np.clip(rng.poisson(mean, n), lo, hi)
+    lens = rng.integers(lo, hi + 1, n) if mean is None else np.clip(rng.poisson(mean, n), lo, hi)
     words = rng.integers(0, len(_WORDS), int(lens.sum()))
     out, k = [], 0
     for ln in lens.tolist():

@@ -83,10 +83,40 @@ def child(argv: list[str]) -> dict[str, Any]:
     return out
 
 
+def report(paths: list[Path]) -> str:
+    """The cost-curve table: one row per stage, wall / CPU / peak RSS / disk at each scale, and the
+    0.1 -> 1.0 growth of CPU time and peak RSS (the goal: at most 12x and 3x)."""
+    runs: dict[str, dict[float, dict[str, Any]]] = {}
+    for p in paths:
+        for line in p.read_text().splitlines():
+            r = json.loads(line)
+            runs.setdefault(r["stage"], {})[r["scale"]] = r  # a later run of a stage replaces an earlier one
+    scales = sorted({s for v in runs.values() for s in v})
+    head = ["stage"] + [f"{s:g}: wall s / CPU s / peak RSS MB / disk MB" for s in scales] + ["0.1->1 CPU", "0.1->1 RSS"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage, by in runs.items():
+        cells = [stage]
+        for s in scales:
+            r = by.get(s)
+            if r is None:
+                cells.append("-")
+            elif r.get("rc"):
+                cells.append(f"FAILED ({r.get('error', '')[:60]})")
+            else:
+                cells.append(f"{r['wall_s']:g} / {r['cpu_s']:g} / {r['peak_rss_mb']} / {r.get('disk_mb', 0):g}")
+        a, b = by.get(0.1), by.get(1.0)
+        ok = a and b and not a.get("rc") and not b.get("rc")
+        cells.append(f"{b['cpu_s'] / max(a['cpu_s'], 0.1):.1f}x" if ok else "-")
+        cells.append(f"{b['peak_rss_mb'] / max(a['peak_rss_mb'], 1):.1f}x" if ok else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--raw", type=Path, required=True)
-    ap.add_argument("--lake", type=Path, required=True)
+    ap.add_argument("--raw", type=Path)
+    ap.add_argument("--lake", type=Path)
+    ap.add_argument("--report", nargs="+", type=Path, help="JSONL files of earlier runs: print the table")
     ap.add_argument("--sources", nargs="*", default=[])
     ap.add_argument("--samples", default=None, help="recipe whose samples step to measure")
     ap.add_argument("--build", type=Path, default=None)
@@ -101,10 +131,15 @@ def main() -> None:
         ru = resource.getrusage(resource.RUSAGE_SELF)  # this process and its threads (DuckDB's too)
         print(json.dumps({"result": res, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kb": ru.ru_maxrss}))
         return
+    if a.report:
+        print(report(a.report))
+        return
     base = ["--raw", str(a.raw), "--lake", str(a.lake)]
+    counts = a.raw / "counts.json"
+    scale = json.loads(counts.read_text())["scale"] if counts.is_file() else None
     rows = []
     for s in a.sources:
-        r = {"stage": f"ingest {s}", **child([*base, "--sources", s])}
+        r = {"stage": f"ingest {s}", "scale": scale, **child([*base, "--sources", s])}
         r["disk_mb"] = round(sum(_du(a.lake / t / f"source={s}") for t in
                                  ("images", "captions", "regions", "objects", "splits", "quarantine")) / 1e6, 1)
         rows.append(r)
@@ -113,7 +148,7 @@ def main() -> None:
         build = a.build or a.lake.parent / f"build-{a.samples}"
         from xvlm.data.lake.views import write_lake_db
         write_lake_db(a.lake)
-        r = {"stage": f"samples {a.samples}", **child([*base, "--samples", a.samples, "--build", str(build)])}
+        r = {"stage": f"samples {a.samples}", "scale": scale, **child([*base, "--samples", a.samples, "--build", str(build)])}
         r["disk_mb"] = round(_du(build) / 1e6, 1)
         rows.append(r)
         print(json.dumps(r), flush=True)

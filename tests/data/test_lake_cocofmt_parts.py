@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from bench.scale import generate
-from xvlm.data.lake import TABLES, IngestConfig, LakeInputError, ingest_source
-from xvlm.data.lake import ranges
+from xvlm.data.lake import TABLES, IngestConfig, LakeInputError, ingest_source, ranges
 from xvlm.data.lake.config import KarpathyPaths
 
 SOURCES = ("coco", "objects365")
