@@ -66,20 +66,39 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def child(argv: list[str]) -> dict[str, Any]:
+def child(argv: list[str], rss_cap: int = 7 << 30) -> dict[str, Any]:
     """Run one stage in a child process; wall (here), CPU (user+sys) and peak RSS (the child's own
     ``getrusage(RUSAGE_SELF)``: ``RUSAGE_CHILDREN`` would give the max over every child so far)."""
     t0 = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "bench.scale.measure", "--child", *argv], env=env,
-                       capture_output=True, text=True)
+    import psutil
+
+    with subprocess.Popen([sys.executable, "-m", "bench.scale.measure", "--child", *argv], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        # a guard, not the measurement: the machine is shared, so a stage past rss_cap is stopped
+        killed, seen = False, 0
+        proc = psutil.Process(p.pid)
+        while p.poll() is None:
+            try:
+                seen = max(seen, proc.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            if seen > rss_cap:
+                p.kill()
+                killed = True
+            time.sleep(0.25)
+        stdout, stderr = p.communicate()
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {"wall_s": round(wall, 1), "rc": p.returncode}
+    if killed:
+        out["error"] = f"stopped by the bench's guard at RSS {seen / 2**20:.0f} MB > {rss_cap / 2**20:.0f} MB"
+        out["peak_rss_mb"] = round(seen / 2**20)
+        return out
     if p.returncode == 0:
-        doc = json.loads(p.stdout.strip().splitlines()[-1])
+        doc = json.loads(stdout.strip().splitlines()[-1])
         out.update(cpu_s=round(doc["cpu_s"], 1), peak_rss_mb=round(doc["peak_rss_kb"] / 1024), result=doc["result"])
     else:
-        out["error"] = (p.stderr.strip().splitlines() or ["?"])[-1][:400]
+        out["error"] = (stderr.strip().splitlines() or ["?"])[-1][:400]
     return out
 
 

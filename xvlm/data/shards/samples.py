@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
-from xvlm.data.shards.images import probe_images
+from xvlm.data.shards.images import PROBE_SCHEMA, probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
 from xvlm.errors import MissingInput
@@ -32,6 +33,8 @@ from xvlm.fsio import atomic_path, write_json
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
+PROBE_FILE = "probe.parquet"  # the probe's results while the step runs (removed at its end)
+_PROBE_BATCH = 1 << 17
 
 
 def lake_parts(lake_root: Path, table: str, sources: list[str] | None) -> list[str]:
@@ -88,6 +91,18 @@ def _atomic_copy(run: SqlRunner, name: str, path: Path) -> None:
         SqlRunner(run.con, prefix="samples").copy_parquet(f"out_{name}", tmp, row_group_size=ROW_GROUP_ROWS)
 
 
+def _probe(run: SqlRunner, raw_root: Path, path: Path, workers: int) -> None:
+    """Probe the selected images ``_PROBE_BATCH`` rows at a time into ``path``; ``probe`` becomes a view
+    over it. Why in batches: at 16M images the rows fetched into Python at once (and the probe's table
+    beside them) took ~1.5 KB an image, ~25 GB; this way memory holds one batch (bench/RESULTS.md, issue 15)."""
+    _schema, batches = run.stream("probe_rows", batch_rows=_PROBE_BATCH)
+    with pq.ParquetWriter(path, PROBE_SCHEMA) as w:
+        for b in batches:
+            cols = [b.column(i).to_pylist() for i in range(b.num_columns)]
+            w.write_table(probe_images(raw_root, zip(*cols, strict=True), workers=workers))
+    run.con.execute(view_ddl("probe", "views/parquet_parts", temp=True, files=str(path)))
+
+
 def read_plan(out: Path) -> dict[str, Any] | None:
     p = Path(out) / PLAN_FILE
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
@@ -113,9 +128,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
     try:
         _create_lake_views(run.con, lake_root, sources)
         n_sel = run.create("sel_images", "selected_images", sources=sources)
-        rows = run.query("probe_rows")
-        probe = probe_images(raw_root, rows, workers=workers)
-        run.con.register("probe", probe)
+        _probe(run, raw_root, out / PROBE_FILE, workers)
         run.create("outcomes", "image_outcomes", leak_splits=recipe.flat_leak_splits)
         run.create("caption_cands", "caption_candidates", max_captions=recipe.max_captions_per_image)
         run.create("concept_cands", "concept_candidates", include_groups=recipe.include_groups,
@@ -132,6 +145,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         sizes = dict(run.query("shard_sizes"))
     finally:
         run.close()
+        (out / PROBE_FILE).unlink(missing_ok=True)
     _crash_point("plan", "before_plan")
     plan = {
         "recipe": recipe.to_dict(), "recipe_hash": recipe_hash(recipe), "build_id": bid,
