@@ -3,8 +3,9 @@
 -- (coco_<cocoid>, the same key as the COCO source, since 2014 and 2017 share image ids); Flickr30K rows
 -- by the numeric file name (flickr30k_<id>). `restval` is kept as written (it is train for everyone).
 -- Grain: one row per element of images[].
--- Parameters: $dataset ('coco' | 'flickr30k'), $file.
-WITH im AS (SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 AS idx FROM karpathy_doc),
+-- Parameters: $dataset ('coco' | 'flickr30k'), $file, $idx_base (elements before this document's first:
+-- a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
+WITH im AS (SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 + $idx_base AS idx FROM karpathy_doc),
 k AS (
     SELECT i, idx,
            CASE WHEN $dataset = 'coco' THEN TRY_CAST(i.cocoid AS BIGINT) END AS coco_id,

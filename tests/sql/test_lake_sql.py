@@ -273,7 +273,7 @@ def test_karpathy_splits_and_flickr(run: SqlRunner, tmp_path: Path) -> None:
          "sentences": [{"raw": "Two young guys .", "sentid": 0}, {"raw": "A man .", "sentid": 1}]},
         {"filename": "10002456.jpg", "imgid": 1, "split": "bogus", "sentences": []}]}))
     run.create("karpathy_doc", "karpathy_doc", path=p, max_object_size=10_000)
-    run.insert("cand_splits", "karpathy_splits", dataset="flickr30k", file="f")
+    run.insert("cand_splits", "karpathy_splits", dataset="flickr30k", file="f", idx_base=0)
     assert rows(run, "SELECT image_key, split, flickr_id, reason FROM cand_splits ORDER BY ord") == [
         ("flickr30k_1000092795", "test", "1000092795", None), ("flickr30k_10002456", "bogus", "10002456",
                                                                 "invalid_split")]
@@ -292,7 +292,7 @@ def test_karpathy_coco_keys_by_cocoid(run: SqlRunner, tmp_path: Path) -> None:
     p.write_text(json.dumps({"dataset": "coco", "images": [
         {"filepath": "val2014", "filename": "COCO_val2014_000000391895.jpg", "split": "test", "cocoid": 391895}]}))
     run.create("karpathy_doc", "karpathy_doc", path=p, max_object_size=10_000)
-    run.insert("cand_splits", "karpathy_splits", dataset="coco", file="f")
+    run.insert("cand_splits", "karpathy_splits", dataset="coco", file="f", idx_base=0)
     run.create("t_splits", "final_splits")
     assert rows(run, "SELECT dataset, split, image_key, coco_id, source FROM "
                      "(SELECT *, 'karpathy' AS source FROM t_splits)") == [

@@ -112,14 +112,16 @@ def source_settings(cfg: IngestConfig, source: str) -> dict:
 
 # ---------------------------------------------------------------- parse functions
 
-def _cocofmt_docs(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path) -> Iterator[tuple[str | None, int]]:
-    """Fill table ``cocofmt_doc`` from a COCO-format file and yield ``(member, idx_base)`` after each fill:
+def _cocofmt_docs(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path,
+                  doc: str = "cocofmt_doc") -> Iterator[tuple[str | None, int]]:
+    """Fill table ``doc`` (``cocofmt_doc``, or ``karpathy_doc`` for Karpathy's ``{"images": [...]}`` files)
+    from a single-object file and yield ``(member, idx_base)`` after each fill:
     ``(None, 0)`` once for a file parsed whole; for one over ``cfg.json_stream_threshold``, once per part
     (:func:`ranges.cocofmt_parts`: ``"images"`` or ``"annotations"``, and how many elements of that
     array came before the part, which keeps locators and ``ord`` those of the whole file). A part that
     does not parse, or a file that is not one object, raises naming the file: nothing is written."""
     if path.stat().st_size <= cfg.json_stream_threshold:
-        run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
+        run.create(doc, doc, file=rel, path=path, max_object_size=max_object_size(path))
         yield None, 0
         return
     try:
@@ -131,13 +133,13 @@ def _cocofmt_docs(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path) -> It
     try:
         for key, part, (a, z) in ranges.cocofmt_parts(path, members, part_dir):
             try:
-                run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=part, max_object_size=max_object_size(part))
+                run.create(doc, doc, file=rel, path=part, max_object_size=max_object_size(part))
             except LakeInputError as exc:
                 raise LakeInputError(rel, f"{key} bytes {a}-{z}: {exc.detail}") from exc
             finally:
                 part.unlink(missing_ok=True)
             yield key, base[key]
-            n_images, n_annotations = run.query("cocofmt_doc_lens")[0]
+            n_images, n_annotations = run.query(f"{doc}_lens")[0]
             base["images"] += int(n_images)
             base["annotations"] += int(n_annotations)
     except ranges.JsonShapeError as exc:
@@ -198,8 +200,8 @@ def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
         if rel is None:
             continue
         path = _need(cfg, rel)
-        run.create("karpathy_doc", "karpathy_doc", file=rel, path=path, max_object_size=max_object_size(path))
-        run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel)
+        for _part, base in _cocofmt_docs(run, cfg, rel, path, doc="karpathy_doc"):
+            run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel, idx_base=base)
     for split, rel in refcoco_plus_files(cfg, p).items():
         run.insert("cand_splits", "refcoco_splits", file=rel, path=_need(cfg, rel), split=split)
 
