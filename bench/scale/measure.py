@@ -34,9 +34,10 @@ def ingest_config(raw: Path, lake: Path, **over: Any):  # noqa: ANN201 - IngestC
                         karpathy=KarpathyPaths(flickr30k=None, refcoco_plus=None), **over)
 
 
-def run_ingest(raw: Path, lake: Path, source: str) -> dict[str, Any]:
+def run_ingest(raw: Path, lake: Path, source: str, threshold: int | None = None) -> dict[str, Any]:
     from xvlm.data.lake.ingest import ingest_source
-    return ingest_source(ingest_config(raw, lake), source, force=True)
+    over = {} if threshold is None else {"json_stream_threshold": threshold}
+    return ingest_source(ingest_config(raw, lake, **over), source, force=True)
 
 
 def synthetic_probe(raw_root: str | Path, rows: Any, workers: int = 4) -> pa.Table:
@@ -108,6 +109,8 @@ def report(paths: list[Path]) -> str:
     runs: dict[str, dict[float, dict[str, Any]]] = {}
     for p in paths:
         for line in p.read_text().splitlines():
+            if not line.startswith('{"') or '"stage"' not in line:  # a log: only measure's own JSON lines
+                continue
             r = json.loads(line)
             runs.setdefault(r["stage"], {})[r["scale"]] = r  # a later run of a stage replaces an earlier one
     scales = sorted({s for v in runs.values() for s in v})
@@ -141,12 +144,15 @@ def main() -> None:
     ap.add_argument("--build", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="append one JSON line per stage here")
     ap.add_argument("--child", action="store_true")
+    ap.add_argument("--json-stream-threshold", type=int, default=None,
+                    help="IngestConfig.json_stream_threshold (e.g. 1e12: every file parsed whole, the old path)")
+    ap.add_argument("--label", default="", help="appended to the stage name in the table")
     a = ap.parse_args()
     if a.child:  # inside the measured process
         if a.samples:
             res = run_samples(a.raw, a.lake, a.samples, a.build)
         else:
-            res = run_ingest(a.raw, a.lake, a.sources[0])
+            res = run_ingest(a.raw, a.lake, a.sources[0], a.json_stream_threshold)
         ru = resource.getrusage(resource.RUSAGE_SELF)  # this process and its threads (DuckDB's too)
         print(json.dumps({"result": res, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kb": ru.ru_maxrss}))
         return
@@ -158,7 +164,8 @@ def main() -> None:
     scale = json.loads(counts.read_text())["scale"] if counts.is_file() else None
     rows = []
     for s in a.sources:
-        r = {"stage": f"ingest {s}", "scale": scale, **child([*base, "--sources", s])}
+        extra = [] if a.json_stream_threshold is None else ["--json-stream-threshold", str(a.json_stream_threshold)]
+        r = {"stage": f"ingest {s}{a.label}", "scale": scale, **child([*base, "--sources", s, *extra])}
         r["disk_mb"] = round(sum(_du(a.lake / t / f"source={s}") for t in
                                  ("images", "captions", "regions", "objects", "splits", "quarantine")) / 1e6, 1)
         rows.append(r)
