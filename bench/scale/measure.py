@@ -99,7 +99,8 @@ def child(argv: list[str], rss_cap: int = 7 << 30) -> dict[str, Any]:
         doc = json.loads(stdout.strip().splitlines()[-1])
         out.update(cpu_s=round(doc["cpu_s"], 1), peak_rss_mb=round(doc["peak_rss_kb"] / 1024), result=doc["result"])
     else:
-        out["error"] = (stderr.strip().splitlines() or ["?"])[-1][:400]
+        lines = stderr.strip().splitlines() or ["?"]
+        out["error"] = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1])[:400]
     return out
 
 
