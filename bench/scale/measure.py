@@ -34,9 +34,12 @@ def ingest_config(raw: Path, lake: Path, **over: Any):  # noqa: ANN201 - IngestC
                         karpathy=KarpathyPaths(flickr30k=None, refcoco_plus=None), **over)
 
 
-def run_ingest(raw: Path, lake: Path, source: str, threshold: int | None = None) -> dict[str, Any]:
+def run_ingest(raw: Path, lake: Path, source: str, threshold: int | None = None,
+               memory_limit: str | None = None) -> dict[str, Any]:
     from xvlm.data.lake.ingest import ingest_source
-    over = {} if threshold is None else {"json_stream_threshold": threshold}
+    over: dict[str, Any] = {} if threshold is None else {"json_stream_threshold": threshold}
+    if memory_limit:
+        over["memory_limit"] = memory_limit
     return ingest_source(ingest_config(raw, lake, **over), source, force=True)
 
 
@@ -147,13 +150,14 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--json-stream-threshold", type=int, default=None,
                     help="IngestConfig.json_stream_threshold (e.g. 1e12: every file parsed whole, the old path)")
+    ap.add_argument("--memory-limit", default=None, help="IngestConfig.memory_limit (default 2GB)")
     ap.add_argument("--label", default="", help="appended to the stage name in the table")
     a = ap.parse_args()
     if a.child:  # inside the measured process
         if a.samples:
             res = run_samples(a.raw, a.lake, a.samples, a.build)
         else:
-            res = run_ingest(a.raw, a.lake, a.sources[0], a.json_stream_threshold)
+            res = run_ingest(a.raw, a.lake, a.sources[0], a.json_stream_threshold, a.memory_limit)
         ru = resource.getrusage(resource.RUSAGE_SELF)  # this process and its threads (DuckDB's too)
         print(json.dumps({"result": res, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kb": ru.ru_maxrss}))
         return
@@ -166,6 +170,7 @@ def main() -> None:
     rows = []
     for s in a.sources:
         extra = [] if a.json_stream_threshold is None else ["--json-stream-threshold", str(a.json_stream_threshold)]
+        extra += ["--memory-limit", a.memory_limit] if a.memory_limit else []
         r = {"stage": f"ingest {s}{a.label}", "scale": scale, **child([*base, "--sources", s, *extra])}
         r["disk_mb"] = round(sum(_du(a.lake / t / f"source={s}") for t in
                                  ("images", "captions", "regions", "objects", "splits", "quarantine")) / 1e6, 1)
