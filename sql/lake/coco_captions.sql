@@ -1,9 +1,10 @@
 -- Captions of a COCO captions document (table cocofmt_doc) as candidate caption rows.
 -- Grain: one row per element of annotations[]. Strict types: id and image_id integers, caption a
 -- string; anything else -> wrong_type:<field>=<kind seen>.
--- Parameters: $source, $split, $file, $key_prefix.
+-- Parameters: $source, $split, $file, $key_prefix, $idx_base
+-- (elements before this document's first: a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
 WITH a AS (
-    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 AS idx FROM cocofmt_doc
+    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 + $idx_base AS idx FROM cocofmt_doc
 )
 SELECT
     $key_prefix || '_' || CASE WHEN json_kind(a.image_id) = 'integer' THEN CAST(a.image_id AS VARCHAR) END AS image_key,

@@ -5,9 +5,10 @@
 -- wrong_type:<field>=<kind seen>; an empty file_name -> missing_value.
 -- Path: $image_dir || '/' || the last $path_parts components of file_name (Objects365's file_name says
 -- images/v1/patchN/x.jpg but the tarballs extract to <dir>/patchN/x.jpg, so it uses 2; COCO uses 1).
--- Parameters: $source, $split, $file, $key_prefix, $image_dir, $path_parts, $id_is_coco_id.
+-- Parameters: $source, $split, $file, $key_prefix, $image_dir, $path_parts, $id_is_coco_id, $idx_base
+-- (elements before this document's first: a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
 WITH im AS (
-    SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 AS idx FROM cocofmt_doc
+    SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 + $idx_base AS idx FROM cocofmt_doc
 ),
 t AS (
     SELECT

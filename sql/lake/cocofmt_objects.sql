@@ -5,9 +5,10 @@
 -- Strict types: id, image_id, category_id integers; bbox an array of 4 finite numbers (a string
 -- coordinate "22.93" is wrong_type:bbox[k]=string, k 0-based); iscrowd/isfake/isreflected integer,
 -- boolean or null. Anything else -> wrong_type:<field>=<kind seen>; a bbox of another length -> invalid_box.
--- Parameters: $source, $file, $key_prefix.
+-- Parameters: $source, $file, $key_prefix, $idx_base
+-- (elements before this document's first: a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
 WITH a AS (
-    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 AS idx FROM cocofmt_doc
+    SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 + $idx_base AS idx FROM cocofmt_doc
 ),
 cat AS (
     SELECT json_text(c.id) AS category_id, any_value(c.name ->> '$') AS name

@@ -4,8 +4,9 @@
 -- by the numeric file name (flickr30k_<id>). `restval` is kept as written (it is train for everyone).
 -- Strict types: cocoid an integer (COCO), filename and split strings; else wrong_type:<field>=<kind>.
 -- Grain: one row per element of images[].
--- Parameters: $dataset ('coco' | 'flickr30k'), $file.
-WITH im AS (SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 AS idx FROM karpathy_doc),
+-- Parameters: $dataset ('coco' | 'flickr30k'), $file, $idx_base (elements before this document's first:
+-- a file parsed in parts, xvlm/data/lake/ranges.py; 0 when whole).
+WITH im AS (SELECT unnest(images) AS i, generate_subscripts(images, 1) - 1 + $idx_base AS idx FROM karpathy_doc),
 k AS (
     SELECT i, idx,
            CASE WHEN $dataset = 'coco' AND json_kind(i.cocoid) = 'integer' THEN CAST(CAST(i.cocoid AS VARCHAR) AS BIGINT) END AS coco_id,

@@ -233,10 +233,10 @@ def test_cocofmt_images_and_objects(run: SqlRunner, tmp_path: Path) -> None:
     p = _coco_doc(tmp_path)
     run.create("cocofmt_doc", "cocofmt_doc", path=p, max_object_size=p.stat().st_size + 1)
     run.insert("cand_images", "cocofmt_images", source="coco", split="train2017", file="f", key_prefix="coco",
-               image_dir="coco/train2017", path_parts=1, id_is_coco_id=True)
+               image_dir="coco/train2017", path_parts=1, id_is_coco_id=True, idx_base=0)
     assert rows(run, "SELECT image_key, path, width, coco_id, locator FROM cand_images") == [
         ("coco_391895", "coco/train2017/000000391895.jpg", "640", "391895", "images[0]")]
-    run.insert("cand_boxes", "cocofmt_objects", source="coco", file="f", key_prefix="coco")
+    run.insert("cand_boxes", "cocofmt_objects", source="coco", file="f", key_prefix="coco", idx_base=0)
     assert rows(run, "SELECT box_id, c0, c3, label, is_group, flags, reason FROM cand_boxes ORDER BY ord") == [
         ("1768", "473.07", "28.67", "dog", "0", [], None),
         ("900100250282", "0", "388", "person", "1", ["fake"], None),
@@ -251,7 +251,7 @@ def test_cocofmt_images_objects365_path_quirk(run: SqlRunner, tmp_path: Path) ->
                              "annotations": [], "categories": []}))
     run.create("cocofmt_doc", "cocofmt_doc", path=p, max_object_size=p.stat().st_size + 1)
     run.insert("cand_images", "cocofmt_images", source="objects365", split="train", file="f",
-               key_prefix="o365", image_dir="objects365/train", path_parts=2, id_is_coco_id=False)
+               key_prefix="o365", image_dir="objects365/train", path_parts=2, id_is_coco_id=False, idx_base=0)
     assert rows(run, "SELECT image_key, path, url, coco_id FROM cand_images") == [
         ("o365_420917", "objects365/train/patch8/objects365_v1_00420917.jpg", None, None)]
 
@@ -262,7 +262,8 @@ def test_coco_captions(run: SqlRunner, tmp_path: Path) -> None:
         {"image_id": 203564, "id": 37, "caption": "A bicycle replica."},
         {"image_id": "x", "id": 38, "caption": "bad id"}]}))
     run.create("cocofmt_doc", "cocofmt_doc", path=p, max_object_size=10_000)
-    run.insert("cand_captions", "coco_captions", source="coco", split="val2017", file="f", key_prefix="coco")
+    run.insert("cand_captions", "coco_captions", source="coco", split="val2017", file="f", key_prefix="coco",
+               idx_base=0)
     assert rows(run, "SELECT image_key, caption_id, caption, locator, reason FROM cand_captions ORDER BY ord") == [
         ("coco_203564", "37", "A bicycle replica.", "annotations[0]", None),
         (None, "38", "bad id", "annotations[1]", "wrong_type:image_id=string")]
@@ -275,7 +276,7 @@ def test_karpathy_splits_and_flickr(run: SqlRunner, tmp_path: Path) -> None:
          "sentences": [{"raw": "Two young guys .", "sentid": 0}, {"raw": "A man .", "sentid": 1}]},
         {"filename": "10002456.jpg", "imgid": 1, "split": "bogus", "sentences": []}]}))
     run.create("karpathy_doc", "karpathy_doc", path=p, max_object_size=10_000)
-    run.insert("cand_splits", "karpathy_splits", dataset="flickr30k", file="f")
+    run.insert("cand_splits", "karpathy_splits", dataset="flickr30k", file="f", idx_base=0)
     assert rows(run, "SELECT image_key, split, flickr_id, reason FROM cand_splits ORDER BY ord") == [
         ("flickr30k_1000092795", "test", "1000092795", None), ("flickr30k_10002456", "bogus", "10002456",
                                                                 "invalid_split")]
@@ -294,7 +295,7 @@ def test_karpathy_coco_keys_by_cocoid(run: SqlRunner, tmp_path: Path) -> None:
     p.write_text(json.dumps({"dataset": "coco", "images": [
         {"filepath": "val2014", "filename": "COCO_val2014_000000391895.jpg", "split": "test", "cocoid": 391895}]}))
     run.create("karpathy_doc", "karpathy_doc", path=p, max_object_size=10_000)
-    run.insert("cand_splits", "karpathy_splits", dataset="coco", file="f")
+    run.insert("cand_splits", "karpathy_splits", dataset="coco", file="f", idx_base=0)
     run.create("t_splits", "final_splits")
     assert rows(run, "SELECT dataset, split, image_key, coco_id, source FROM "
                      "(SELECT *, 'karpathy' AS source FROM t_splits)") == [

@@ -166,6 +166,11 @@ class IngestConfig:
     fused_regions: bool = True
     # Skip a source whose files are missing instead of failing (the sample corpus has them all).
     skip_missing_sources: bool = False
+    # A single-object COCO-format JSON file (COCO captions/instances, Objects365) larger than this is
+    # parsed in parts of about half this size, cut at element boundaries (xvlm/data/lake/ranges.py):
+    # DuckDB parses an object whole, in several times its size of memory and at most 4 GiB. The lake is
+    # identical either way (tests/data/test_lake_cocofmt_parts.py), so it is not part of the fingerprint.
+    json_stream_threshold: int = 128 << 20
     memory_limit: str = "2GB"
     threads: int = 2
 

@@ -41,7 +41,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 # `}` `,` `{"regions":` with up to 16 whitespace bytes around each token; group 1 starts the next element.
 SEP = re.compile(rb'\}[ \t\r\n]{0,16},[ \t\r\n]{0,16}(\{[ \t\r\n]{0,16}"regions"[ \t\r\n]{0,16}:)')
@@ -108,12 +112,17 @@ def range_end(token: str) -> bytes:
 
 
 def write_range(path: Path, start: int, end: int, dest: Path, token: str) -> None:
-    """``dest`` = ``[`` + bytes ``[start, end)`` of ``path`` + ``,`` + :func:`range_end` + ``]``.
+    """``dest`` = ``[`` + bytes ``[start, end)`` of ``path`` + ``,`` + :func:`range_end` + ``]``."""
+    copy_span(path, start, end, dest, b"[", b"," + range_end(token) + b"]")
+
+
+def copy_span(path: Path, start: int, end: int, dest: Path, head: bytes, tail: bytes) -> None:
+    """``dest`` = ``head`` + bytes ``[start, end)`` of ``path`` + ``tail``.
 
     The body is copied in the kernel (``os.copy_file_range``: no user-space buffer; ~2x faster than
     read + write for VG's 360 MB halves), else in bounded reads."""
     with path.open("rb") as f, dest.open("wb") as g:
-        g.write(b"[")
+        g.write(head)
         g.flush()
         left, pos = end - start, start
         copy_range = getattr(os, "copy_file_range", None)
@@ -132,10 +141,185 @@ def write_range(path: Path, start: int, end: int, dest: Path, token: str) -> Non
                 raise OSError(f"{path}: shorter than expected while copying a range")
             g.write(buf)
             left -= len(buf)
-        g.write(b"," + range_end(token) + b"]")
+        g.write(tail)
 
 
 def remove(paths: list[Path]) -> None:
     """Delete the range files that exist."""
     for p in paths:
         p.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- one top-level object (COCO format)
+#
+# Why: a COCO-format file (COCO instances, Objects365) is ONE object whose `images` / `annotations`
+# arrays hold everything; DuckDB parses an object whole (maximum_object_size <= 4 GiB, several times its
+# size in memory), so Objects365's 5 GB file is refused and COCO's 0.45 GB instances file runs out of
+# memory at the default 2 GB limit. Here the file is scanned once for its structure and each big array
+# is cut at element boundaries into parts, each written as a small object of the same shape
+# (``{"images": [...]}``, ``{"categories": ..., "annotations": [...]}``) and parsed by the same SQL.
+#
+# How: unlike a top-level array of VG images, the elements here have no key we can trust to start them,
+# so the cut points come from an exact structural scan: quotes (minus escaped ones: an odd run of
+# backslashes before them), string parity by a running count, and container depth by a running sum of
+# `{[` minus `}]` outside strings - vectorised with numpy over the few "interesting" bytes of each block
+# (~10-20% of a JSON file). A `,` outside strings at depth 2 separates two elements of a top-level
+# member's value; a `,` at depth 1 separates two members. For valid JSON this finds exactly the element
+# boundaries; for invalid JSON either the scan fails (depth below 0, open string or containers at the
+# end) or some part fails to parse, and both raise naming the file: there is no partial result.
+
+_SCAN_BLOCK = 4 << 20
+# byte class: 1 quote, 2 backslash, 3 open, 4 close, 5 comma, 6 colon
+_CLS = np.zeros(256, dtype=np.uint8)
+_CLS[ord('"')], _CLS[ord("\\")], _CLS[ord(",")], _CLS[ord(":")] = 1, 2, 5, 6
+_CLS[ord("{")] = _CLS[ord("[")] = 3
+_CLS[ord("}")] = _CLS[ord("]")] = 4
+_KEY = re.compile(rb'[ \t\r\n]*"((?:[^"\\]|\\.)*)"[ \t\r\n]*:[ \t\r\n]*')
+
+
+@dataclass(frozen=True)
+class Member:
+    """A top-level member ``"key": value``: ``value`` = byte span of the value; for an array,
+    ``elements`` = spans of its runs of whole elements (each about ``part_bytes`` long), else ``[]``."""
+
+    key: str
+    value: tuple[int, int]
+    is_array: bool
+    elements: list[tuple[int, int]]
+
+
+class JsonShapeError(ValueError):
+    """The file is not one well-formed JSON object (the message says where)."""
+
+
+def _backslashes_before(buf: bytes, i: int, carry: int) -> int:
+    n = 0
+    while i - 1 - n >= 0 and buf[i - 1 - n] == 0x5C:
+        n += 1
+    return n + carry if i - n == 0 else n
+
+
+def object_members(path: Path, part_bytes: int, block: int = _SCAN_BLOCK) -> dict[str, Member]:
+    """Scan ``path`` (one top-level JSON object) and return its members, arrays cut into element runs of
+    about ``part_bytes``. Raises :class:`JsonShapeError` if the file is not one well-formed object at the
+    structural level (strings closed, brackets balanced, nothing after the object)."""
+    size = path.stat().st_size
+    depth, in_str, bs_carry = 0, 0, 0
+    seps: list[int] = []  # the `{` that opens the object, every depth-1 `,`, the `}` that closes it
+    cuts: list[int] = []  # depth-2 `,`: about one per part_bytes
+    next_cut = 0
+    with path.open("rb") as f:
+        for off in range(0, size, block):
+            buf = f.read(block)
+            b = np.frombuffer(buf, dtype=np.uint8)
+            cls = _CLS[b]
+            idx = np.flatnonzero(cls)
+            c = cls[idx]
+            q = c == 1
+            prev = b[np.maximum(idx - 1, 0)]
+            if len(idx) and idx[0] == 0:
+                prev[0] = 0x5C if bs_carry else 0
+            for j in np.flatnonzero(q & (prev == 0x5C)).tolist():  # rare: an odd backslash run escapes it
+                if _backslashes_before(buf, int(idx[j]), bs_carry) % 2:
+                    q[j] = False
+            par = (np.cumsum(q, dtype=np.int64) + in_str) & 1  # 1 = inside a string after this byte
+            outside = par == 0
+            delta = np.where(outside & (c == 3), 1, 0) - np.where(outside & (c == 4), 1, 0)
+            d_after = np.cumsum(delta, dtype=np.int64) + depth
+            d_before = d_after - delta
+            if len(idx):
+                if d_after.min() < 0:
+                    raise JsonShapeError(f"unbalanced brackets near byte {off + int(idx[np.argmax(d_after < 0)])}")
+                top = np.flatnonzero(((c == 3) & outside & (d_before == 0)) | ((c == 4) & outside & (d_after == 0)) |
+                                     ((c == 5) & outside & (d_before == 1)))
+                seps.extend((off + idx[top]).tolist())
+                d2 = off + idx[np.flatnonzero((c == 5) & outside & (d_before == 2))]
+                while len(d2):
+                    k = int(np.searchsorted(d2, next_cut))
+                    if k >= len(d2):
+                        break
+                    cuts.append(int(d2[k]))
+                    next_cut = int(d2[k]) + part_bytes
+                    d2 = d2[k + 1:]
+                depth, in_str = int(d_after[-1]), int(par[-1])
+            tail = len(buf) - len(buf.rstrip(b"\\"))
+            bs_carry = bs_carry + tail if tail == len(buf) else tail
+    if in_str or depth:
+        raise JsonShapeError(f"truncated or unbalanced: ends inside {'a string' if in_str else f'{depth} open containers'}")
+    return _members(path, seps, cuts, size)
+
+
+def _members(path: Path, seps: list[int], cuts: list[int], size: int) -> dict[str, Member]:
+    with path.open("rb") as f:
+        head = f.read(min(size, 64)).lstrip(_WS)
+        if not head.startswith(b"{") or len(seps) < 2:
+            raise JsonShapeError("not one JSON object")
+        f.seek(seps[-1] + 1)
+        if f.read().strip(_WS):
+            raise JsonShapeError(f"bytes after the object's closing brace at byte {seps[-1]}")
+        f.seek(seps[-1])
+        if f.read(1) != b"}":
+            raise JsonShapeError(f"the object is closed by a ']' at byte {seps[-1]}")
+        out: dict[str, Member] = {}
+        if len(seps) == 2:  # {} : no members
+            f.seek(seps[0] + 1)
+            if f.read(seps[1] - seps[0] - 1).strip(_WS):
+                raise JsonShapeError("not one JSON object")
+            return out
+        for a, z in zip(seps[:-1], seps[1:], strict=True):
+            f.seek(a + 1)
+            head = f.read(min(z - a - 1, 4096))
+            m = _KEY.match(head)
+            if m is None:
+                raise JsonShapeError(f"no member key after byte {a}")
+            key = json.loads(b'"' + m.group(1) + b'"')
+            if key in out:
+                raise JsonShapeError(f"member {key!r} appears twice")
+            v0 = a + 1 + m.end()
+            f.seek(max(v0, z - 64))
+            v1 = max(v0, z - 64) + len(f.read(z - max(v0, z - 64)).rstrip(_WS))
+            is_array = head[m.end():m.end() + 1] == b"["
+            elements: list[tuple[int, int]] = []
+            if is_array:
+                s0, s1 = v0 + 1, v1 - 1  # inside [ ]
+                f.seek(s0)
+                if s1 - s0 > 64 or f.read(s1 - s0).strip(_WS):
+                    inner = [c for c in cuts if s0 < c < s1]
+                    starts = [s0] + [c + 1 for c in inner]
+                    ends = inner + [s1]
+                    elements = list(zip(starts, ends, strict=True))
+            out[key] = Member(key, (v0, v1), is_array, elements)
+    return out
+
+
+# The members a COCO-format parse reads (cocofmt_doc.sql); `categories` goes into every annotations part.
+_PARTED = ("images", "annotations")
+_MAX_SMALL_MEMBER = 256 << 20
+
+
+def cocofmt_parts(path: Path, members: dict[str, Member], dest_dir: Path
+                  ) -> Iterator[tuple[str, Path, tuple[int, int]]]:
+    """Write the parts of a COCO-format file one at a time and yield ``(member, part file, byte span)``:
+    ``{"images": [run]}`` for each run of images, ``{"categories": <the file's>, "annotations": [run]}``
+    for each run of annotations. The caller parses and deletes each part before asking for the next."""
+    cats = members.get("categories")
+    head_ann = b'{"annotations": ['
+    if cats is not None:
+        a, z = cats.value
+        if z - a > _MAX_SMALL_MEMBER:
+            raise JsonShapeError(f"categories is {z - a} bytes, too big to repeat in every part")
+        with path.open("rb") as f:
+            f.seek(a)
+            head_ann = b'{"categories": ' + f.read(z - a) + b', "annotations": ['
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for key in _PARTED:
+        m = members.get(key)
+        if m is None:
+            continue
+        if not m.is_array:
+            raise JsonShapeError(f"{key} is not an array")
+        head = b'{"images": [' if key == "images" else head_ann
+        for k, (a, z) in enumerate(m.elements):
+            part = dest_dir / f"{key}-{k}.json"
+            copy_span(path, a, z, part, head, b"]}")
+            yield key, part, (a, z)

@@ -9,6 +9,8 @@ and error messages show.
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from xvlm.data.lake import fingerprint as fp
+from xvlm.data.lake import ranges
 from xvlm.data.lake.config import (
     REFCOCO_PLUS_SPLITS,
     CocoPaths,
@@ -149,36 +152,77 @@ def source_settings(cfg: IngestConfig, source: str) -> dict:
 
 # ---------------------------------------------------------------- parse functions
 
-def _cocofmt_doc(run: SqlRunner, cfg: IngestConfig, rel: str) -> None:
-    path = _need(cfg, rel)
-    run.create("cocofmt_doc", "cocofmt_doc", file=rel, path=path, max_object_size=max_object_size(path))
+def _cocofmt_docs(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path,
+                  doc: str = "cocofmt_doc") -> Iterator[tuple[str | None, int]]:
+    """Fill table ``doc`` (``cocofmt_doc``, or ``karpathy_doc`` for Karpathy's ``{"images": [...]}`` files)
+    from a single-object file and yield ``(member, idx_base)`` after each fill:
+    ``(None, 0)`` once for a file parsed whole; for one over ``cfg.json_stream_threshold``, once per part
+    (:func:`ranges.cocofmt_parts`: ``"images"`` or ``"annotations"``, and how many elements of that
+    array came before the part, which keeps locators and ``ord`` those of the whole file). A part that
+    does not parse, or a file that is not one object, raises naming the file: nothing is written."""
+    if path.stat().st_size <= cfg.json_stream_threshold:
+        run.create(doc, doc, file=rel, path=path, max_object_size=max_object_size(path))
+        yield None, 0
+        return
+    try:
+        members = ranges.object_members(path, max(1, cfg.json_stream_threshold // 2))
+    except ranges.JsonShapeError as exc:
+        raise LakeInputError(rel, f"not one well-formed JSON object ({exc})") from exc
+    base = {"images": 0, "annotations": 0}
+    part_dir = (run.stage_dir or cfg.out / "_tmp") / f"cocofmt-{uuid.uuid4().hex}"
+    try:
+        for key, part, (a, z) in ranges.cocofmt_parts(path, members, part_dir):
+            try:
+                run.create(doc, doc, file=rel, path=part, max_object_size=max_object_size(part))
+            except LakeInputError as exc:
+                raise LakeInputError(rel, f"{key} bytes {a}-{z}: {exc.detail}") from exc
+            finally:
+                part.unlink(missing_ok=True)
+            yield key, base[key]
+            n_images, n_annotations = run.query(f"{doc}_lens")[0]
+            base["images"] += int(n_images)
+            base["annotations"] += int(n_annotations)
+    except ranges.JsonShapeError as exc:
+        raise LakeInputError(rel, f"not one well-formed JSON object ({exc})") from exc
+    finally:
+        shutil.rmtree(part_dir, ignore_errors=True)
 
 
 def parse_coco(run: SqlRunner, cfg: IngestConfig, p: CocoPaths) -> None:
     """Captions and instances files; the ``images`` of EVERY file are read (an image listed identically
-    in two files is one image, a conflicting record is duplicate_id)."""
+    in two files is one image, a conflicting record is duplicate_id). A file over the stream threshold is
+    parsed in parts (``_cocofmt_docs``)."""
     for kind, files in (("captions", p.captions), ("instances", p.instances)):
         for split, rel in files.items():
             with input_file(run, rel, ("images", "captions" if kind == "captions" else "objects")):
-                _cocofmt_doc(run, cfg, rel)
-                run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel, key_prefix="coco",
-                           image_dir=p.image_dirs.get(split, f"coco/{split}"), path_parts=1, id_is_coco_id=True)
-                if kind == "captions":
-                    run.insert("cand_captions", "coco_captions", source="coco", split=split, file=rel,
-                               key_prefix="coco")
-                else:
-                    run.insert("cand_boxes", "cocofmt_objects", source="coco", file=rel, key_prefix="coco")
+                path = _need(cfg, rel)
+                for part, base in _cocofmt_docs(run, cfg, rel, path):
+                    if part in (None, "images"):
+                        run.insert("cand_images", "cocofmt_images", source="coco", split=split, file=rel,
+                                   key_prefix="coco", image_dir=p.image_dirs.get(split, f"coco/{split}"),
+                                   path_parts=1, id_is_coco_id=True, idx_base=base)
+                    if part in (None, "annotations"):
+                        if kind == "captions":
+                            run.insert("cand_captions", "coco_captions", source="coco", split=split, file=rel,
+                                       key_prefix="coco", idx_base=base)
+                        else:
+                            run.insert("cand_boxes", "cocofmt_objects", source="coco", file=rel,
+                                       key_prefix="coco", idx_base=base)
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
 
 
 def parse_objects365(run: SqlRunner, cfg: IngestConfig, p: Objects365Paths) -> None:
     for split, rel in p.annotations.items():
         with input_file(run, rel, ("images", "objects")):
-            _cocofmt_doc(run, cfg, rel)
-            run.insert("cand_images", "cocofmt_images", source="objects365", split=split, file=rel,
-                       key_prefix="o365", image_dir=p.image_dirs.get(split, f"objects365/{split}"),
-                       path_parts=2, id_is_coco_id=False)
-            run.insert("cand_boxes", "cocofmt_objects", source="objects365", file=rel, key_prefix="o365")
+            path = _need(cfg, rel)
+            for part, base in _cocofmt_docs(run, cfg, rel, path):
+                if part in (None, "images"):
+                    run.insert("cand_images", "cocofmt_images", source="objects365", split=split, file=rel,
+                               key_prefix="o365", image_dir=p.image_dirs.get(split, f"objects365/{split}"),
+                               path_parts=2, id_is_coco_id=False, idx_base=base)
+                if part in (None, "annotations"):
+                    run.insert("cand_boxes", "cocofmt_objects", source="objects365", file=rel, key_prefix="o365",
+                               idx_base=base)
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
 
 
@@ -203,8 +247,8 @@ def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
     for dataset, rel in karpathy_files(cfg, p).items():
         with input_file(run, rel, ("splits",)):
             path = _need(cfg, rel)
-            run.create("karpathy_doc", "karpathy_doc", file=rel, path=path, max_object_size=max_object_size(path))
-            run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel)
+            for _part, base in _cocofmt_docs(run, cfg, rel, path, doc="karpathy_doc"):
+                run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel, idx_base=base)
     for split, rel in refcoco_plus_files(cfg, p).items():
         with input_file(run, rel, ("splits",)):
             run.insert("cand_splits", "refcoco_splits", file=rel, path=_need(cfg, rel), split=split)

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
-from xvlm.data.shards.images import probe_images
+from xvlm.data.shards.images import PROBE_SCHEMA, probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
 from xvlm.errors import BadInput, MissingInput
@@ -34,6 +35,8 @@ from xvlm.fsio import atomic_path, output_fault, write_json
 
 LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
+PROBE_FILE = "probe.parquet"  # the probe's results while the step runs (removed at its end)
+_PROBE_BATCH = 1 << 17
 
 
 def lake_parts(lake_root: Path, table: str, sources: list[str] | None) -> list[str]:
@@ -120,6 +123,18 @@ def _atomic_copy(run: SqlRunner, name: str, path: Path) -> None:
         SqlRunner(run.con, prefix="samples").copy_parquet(f"out_{name}", tmp, row_group_size=ROW_GROUP_ROWS)
 
 
+def _probe(run: SqlRunner, raw_root: Path, path: Path, workers: int, min_side: int) -> None:
+    """Probe the selected images ``_PROBE_BATCH`` rows at a time into ``path``; ``probe`` becomes a view
+    over it. Why in batches: at 16M images the rows fetched into Python at once (and the probe's table
+    beside them) took ~1.5 KB an image, ~25 GB; this way memory holds one batch (bench/RESULTS.md, issue 15)."""
+    _schema, batches = run.stream("probe_rows", batch_rows=_PROBE_BATCH)
+    with pq.ParquetWriter(path, PROBE_SCHEMA) as w:
+        for b in batches:
+            cols = [b.column(i).to_pylist() for i in range(b.num_columns)]
+            w.write_table(probe_images(raw_root, zip(*cols, strict=True), workers=workers, min_side=min_side))
+    run.con.execute(view_ddl("probe", "views/parquet_parts", temp=True, files=str(path)))
+
+
 def read_plan(out: Path) -> dict[str, Any] | None:
     p = Path(out) / PLAN_FILE
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
@@ -165,9 +180,7 @@ def _build_samples(lake_root: Path, raw_root: Path, out: Path, recipe: Recipe, w
     try:
         _create_lake_views(run.con, lake_root, [s for s in sources if s not in absent])
         n_sel = run.create("sel_images", "selected_images", sources=sources)
-        rows = run.query("probe_rows")
-        probe = probe_images(raw_root, rows, workers=workers, min_side=recipe.min_image_side)
-        run.con.register("probe", probe)
+        _probe(run, raw_root, out / PROBE_FILE, workers, recipe.min_image_side)
         run.create("outcomes", "image_outcomes", leak_splits=recipe.flat_leak_splits)
         run.create("caption_cands", "caption_candidates", max_captions=recipe.max_captions_per_image)
         run.create("concept_cands", "concept_candidates", include_groups=recipe.include_groups,
@@ -184,6 +197,7 @@ def _build_samples(lake_root: Path, raw_root: Path, out: Path, recipe: Recipe, w
         sizes = dict(run.query("shard_sizes"))
     finally:
         run.close()
+        (out / PROBE_FILE).unlink(missing_ok=True)
     _crash_point("plan", "before_plan")
     plan = {
         "recipe": recipe.to_dict(), "recipe_hash": recipe_hash(recipe), "build_id": bid,
