@@ -1,21 +1,30 @@
-"""Loader benchmark: decoded + augmented + batched image-text samples/s in one process (= per worker).
+"""Loader benchmark: decoded + augmented + batched samples per CPU-second of one process (= one worker).
 
-Ours: webdataset tar stream -> parse_sample -> plan (RandomResizedCrop params from metadata) -> JPEG draft
-decode at the smallest sufficient scale -> crop+resize in one PIL pass -> flip + RandAugment(2, 7) on the
-res x res PIL image -> uint8 CHW view -> ``stack_images`` (the collate's channels-last batch).
-Baselines (reference-style), per-file reads, full PIL decode + convert, torchvision RandomResizedCrop
-(bicubic) + flip + RandAugment(2, 7), batched by ``default_collate`` (what a DataLoader does):
+Per source size (``--sizes``, default 640x480 = COCO / most web photos, 800x600 = VG-like, 1024x768) the
+same photo-like JPEGs (``bench/photos.py``) are stored as the shards would store them (``--stored``:
+``orig`` = original bytes, or a ``resize_max_side`` value re-encoded by the shard writer's own
+``resize_jpeg``), and these loaders run on them, interleaved, order rotated every round, best of ``--repeat``:
 
-- ``reference``: + PILToTensor (uint8 out, like ours: the lighter, stricter baseline);
-- ``reference_norm``: + ToTensor + Normalize (float out), as the X-VLM / ALBEF loaders do in the workers;
-  ours normalises the uint8 batch on the training device instead (``collate.normalize_images``).
+- ``ours`` (image-text): webdataset tar stream -> ``parse_sample`` -> ``plan_image_text`` (RandomResizedCrop
+  parameters from metadata) -> JPEG draft decode at the smallest sufficient scale -> crop + resize in one
+  bicubic pass -> flip + RandAugment(2, 7) on the res x res PIL image -> uint8 CHW view -> ``stack_images``;
+- ``ours_region``: the same on region samples (``plan_region``: anchor crop, box bookkeeping, flip with
+  left/right swap, photometric RandAugment); 4 boxes per image;
+- ``ours_collate`` / ``ours_region_collate``: the same plus the whole text side of the collate
+  (tokenise, MLM masking, box targets: ``Collator``), which is what a worker really does per batch;
+- ``reference`` (reference-style): per-file reads, full PIL decode + convert, torchvision RandomResizedCrop
+  (bicubic) + flip + RandAugment(2, 7) + PILToTensor, ``default_collate``; run on the *same stored images*
+  (``reference``) and on the original files (``reference_orig``: what a loader without resized shards reads).
 
-Batching is timed on every side because the HWC -> CHW copy can happen there rather than per sample.
-Both run on the same JPEGs in the same invocation, alternating, best of --repeat. Two clocks: wall time,
-and the process's CPU time (``time.process_time``), which is the per-worker cost and far less sensitive to
-other processes competing for the cores; on a quiet machine the two agree.
+Two clocks: the process's CPU time (``time.process_time``: the per-core cost, robust to other processes
+competing for the cores; the headline figure) and wall time. Ratios are ours / reference on the same clock.
 
-    .venv/bin/python bench/loader_throughput.py --n 96 --size 1024x768 --res 224 --repeat 3
+``--workers 1,2``: samples/s of the real ``build_loader`` (``PretrainStream`` with the text collate) with that
+many DataLoader workers, wall clock and per worker CPU-second (the workers' CPU from ``getrusage(CHILDREN)``
+after they are joined, plus the main process's).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/loader_throughput.py --n 64 --repeat 3 --stored orig,384
+    OMP_NUM_THREADS=1 .venv/bin/python bench/loader_throughput.py --n 64 --sizes 640x480 --stored 384 --workers 0,1,2
 """
 
 from __future__ import annotations
@@ -24,8 +33,11 @@ import argparse
 import io
 import json
 import random
+import resource
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,56 +47,77 @@ from PIL import Image
 from torch.utils.data import default_collate
 from torchvision import transforms as T
 
-from xvlm.data.augment import AugmentConfig, Augmenter, plan_image_text
-from xvlm.data.collate import stack_images
-from xvlm.data.loader import parse_sample
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photos import photo_jpegs  # noqa: E402
+
+from xvlm.data.augment import AugmentConfig, Augmenter, plan_image_text, plan_region  # noqa: E402
+from xvlm.data.collate import Collator, MaskingConfig, stack_images  # noqa: E402
+from xvlm.data.loader import DataConfig, build_loader, parse_sample  # noqa: E402
+from xvlm.data.shards.images import resize_jpeg  # noqa: E402
+
+CAPTIONS = ["a man riding a bike on the left side of a busy street", "a cat sitting next to a red cup",
+            "two people walking in a park on a sunny day"]
+WORDS = ["dog", "left window", "red car", "small tree", "person on the right", "white plate", "sign"]
 
 
-def make_jpegs(out: Path, n: int, w: int, h: int) -> list[Path]:
-    """Photo-like JPEGs (smooth gradients + texture + noise), quality 90."""
-    rng = np.random.default_rng(0)
-    out.mkdir(parents=True, exist_ok=True)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+def store(src: list[bytes], stored: str, quality: int = 90) -> list[bytes]:
+    """The bytes a shard would hold: the originals, or the shard writer's ``resize_jpeg`` re-encode."""
+    return src if stored == "orig" else [resize_jpeg(b, int(stored), quality)[0] for b in src]
+
+
+def sample_meta(i: int, w: int, h: int) -> dict:
+    """Captions + 4 region/object boxes inside the image (region samples need boxes)."""
+    rng = random.Random(i)
+    concepts = []
+    for j in range(4):
+        bw, bh = rng.uniform(0.1, 0.6) * w, rng.uniform(0.1, 0.6) * h
+        x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
+        concepts.append({"kind": "region" if j % 2 else "object", "text": WORDS[(i + j) % len(WORDS)],
+                         "box": [round(x, 3), round(y, 3), round(bw, 3), round(bh, 3)]})
+    return {"key": f"img_{i:05d}", "source": "bench", "width": w, "height": h, "captions": CAPTIONS,
+            "concepts": concepts}
+
+
+def write_shards(data: list[bytes], out: Path, n_shards: int = 1) -> list[str]:
     paths = []
-    for i in range(n):
-        f = rng.uniform(0.005, 0.03, 3)
-        img = np.stack([127 + 100 * np.sin(xx * f[c] + yy * f[(c + 1) % 3] + i) for c in range(3)], -1)
-        img += rng.normal(0, 12, img.shape)
-        p = out / f"img_{i:05d}.jpg"
-        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(p, quality=90)
-        paths.append(p)
+    for s in range(n_shards):
+        p = out / f"bench-{s:06d}.tar"
+        with wds.TarWriter(str(p), mtime=0) as tw:
+            for i in range(s, len(data), n_shards):
+                w, h = Image.open(io.BytesIO(data[i])).size
+                tw.write({"__key__": f"img_{i:05d}", "jpg": data[i], "json": json.dumps(sample_meta(i, w, h)).encode()})
+        paths.append(str(p))
     return paths
 
 
-def write_shard(paths: list[Path], shard: Path, w: int, h: int) -> None:
-    with wds.TarWriter(str(shard), mtime=0) as tw:
-        for p in paths:
-            meta = {"width": w, "height": h, "captions": ["a photo of a textured pattern"], "concepts": []}
-            tw.write({"__key__": p.stem, "jpg": p.read_bytes(), "json": json.dumps(meta).encode()})
-
-
-def run_ours(shard: Path, res: int, batch: int) -> int:
+def run_ours(shard: str, res: int, batch: int, kind: str = "image", collate: Collator | None = None) -> int:
     cfg = AugmentConfig(res=res)
     aug = Augmenter(cfg)
-    n, images = 0, []
-    for i, s in enumerate(wds.DataPipeline(wds.SimpleShardList([str(shard)]), wds.tarfile_to_samples())):
+    plan = plan_image_text if kind == "image" else plan_region
+    n, samples = 0, []
+
+    def flush() -> None:
+        if collate is not None:
+            collate(samples)
+        else:
+            stack_images([s.image for s in samples])
+
+    for i, s in enumerate(wds.DataPipeline(wds.SimpleShardList([shard]), wds.tarfile_to_samples())):
         rec = parse_sample(s)
-        plan = plan_image_text(rec, cfg, random.Random(i), i)
-        images.append(aug(plan).image)
+        samples.append(aug(plan(rec, cfg, random.Random(i), i)))
         n += 1
-        if len(images) == batch:
-            stack_images(images)
-            images = []
-    if images:
-        stack_images(images)
+        if len(samples) == batch:
+            flush()
+            samples = []
+    if samples:
+        flush()
     return n
 
 
-def run_reference(paths: list[Path], res: int, batch: int, normalize: bool = False) -> int:
-    tail = ([T.ToTensor(), T.Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))]
-            if normalize else [T.PILToTensor()])
+def run_reference(paths: list[Path], res: int, batch: int) -> int:
     tf = T.Compose([T.RandomResizedCrop(res, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC),
-                    T.RandomHorizontalFlip(), T.RandAugment(2, 7), *tail])
+                    T.RandomHorizontalFlip(), T.RandAugment(2, 7), T.PILToTensor()])
     images = []
     for p in paths:
         with open(p, "rb") as f:
@@ -98,38 +131,107 @@ def run_reference(paths: list[Path], res: int, batch: int, normalize: bool = Fal
     return len(paths)
 
 
+def best_of(runs: dict[str, Callable[[], int]], repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Best samples/s per run on the CPU clock and on the wall clock; rounds interleaved, order rotated."""
+    wall, cpu = dict.fromkeys(runs, 0.0), dict.fromkeys(runs, 0.0)
+    names = list(runs)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = runs[name]()
+            wall[name] = max(wall[name], n / (time.perf_counter() - t0))
+            cpu[name] = max(cpu[name], n / max(time.process_time() - c0, 1e-9))
+    return cpu, wall
+
+
+def run_workers(shards: list[str], res: int, batch: int, workers: int, n_batches: int) -> dict[str, float]:
+    """The real loader (``build_loader``, image-text samples + text collate) with ``workers`` workers."""
+    cfg = DataConfig(shards=shards, image_res=res, batch_texts=batch, max_texts_per_image=1, region_prob=0.0,
+                     shuffle_buffer=32, num_workers=workers)
+    ch0, c0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time(), time.perf_counter()
+    it = iter(build_loader(cfg))
+    n = 0
+    for _ in range(n_batches):
+        n += int(next(it).batch.images.shape[0])
+    wall = time.perf_counter() - t0
+    del it  # joins the workers, so their CPU time lands in RUSAGE_CHILDREN
+    ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
+    return {"workers": workers, "samples": n, "wall_samples_per_s": round(n / wall, 1),
+            "samples_per_cpu_s": round(n / cpu, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=96)
-    ap.add_argument("--size", default="1024x768")
+    ap.add_argument("--n", type=int, default=64, help="images per source size")
+    ap.add_argument("--sizes", default="640x480,800x600,1024x768")
+    ap.add_argument("--stored", default="orig,384", help="comma list: orig and/or resize_max_side values")
     ap.add_argument("--res", type=int, default=224)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=32, help="images per stacked batch")
+    ap.add_argument("--batch", type=int, default=32, help="images per batch")
+    ap.add_argument("--no-collate", action="store_true", help="skip the *_collate runs")
+    ap.add_argument("--workers", default="", help="e.g. 0,1,2: also time build_loader with these worker counts")
+    ap.add_argument("--worker-batches", type=int, default=24)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    w, h = (int(v) for v in args.size.split("x"))
-    with tempfile.TemporaryDirectory() as d:
-        paths = make_jpegs(Path(d) / "jpg", args.n, w, h)
-        shard = Path(d) / "bench-000000.tar"
-        write_shard(paths, shard, w, h)
-        runs = {"reference": lambda: run_reference(paths, args.res, args.batch),
-                "ours": lambda: run_ours(shard, args.res, args.batch),
-                "reference_norm": lambda: run_reference(paths, args.res, args.batch, normalize=True)}
-        wall = dict.fromkeys(runs, 0.0)
-        cpu = dict.fromkeys(runs, 0.0)
-        for r in range(args.repeat):
-            names = list(runs)[r % 3:] + list(runs)[:r % 3]  # rotate the order every round
-            for name in names:
-                t0, c0 = time.perf_counter(), time.process_time()
-                n = runs[name]()
-                wall[name] = max(wall[name], n / (time.perf_counter() - t0))
-                cpu[name] = max(cpu[name], n / max(time.process_time() - c0, 1e-9))
-    out = {"images": args.n, "size": args.size, "res": args.res, "batch": args.batch, "repeat": args.repeat}
-    for clock, best in (("wall", wall), ("cpu", cpu)):
-        out[f"{clock}_samples_per_s"] = {k: round(v, 1) for k, v in best.items()}
-        out[f"{clock}_ratio"] = round(best["ours"] / best["reference"], 2)
-        out[f"{clock}_ratio_vs_norm"] = round(best["ours"] / best["reference_norm"], 2)
-    print(json.dumps(out))
+    collate = Collator(args.res, 40, MaskingConfig())
+    rows = []
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        src = photo_jpegs(args.n, w, h)
+        with tempfile.TemporaryDirectory() as d:
+            dd = Path(d)
+            files: dict[str, list[Path]] = {}
+            shards: dict[str, list[str]] = {}
+            for st in ["orig", *[s for s in args.stored.split(",") if s != "orig"]]:
+                data = store(src, st)
+                (dd / st).mkdir()
+                files[st] = []
+                for i, b in enumerate(data):
+                    p = dd / st / f"img_{i:05d}.jpg"
+                    p.write_bytes(b)
+                    files[st].append(p)
+                shards[st] = write_shards(data, dd / st, 2)
+            half = {st: fs[0::2] for st, fs in files.items()}  # the images of shard 0, which the "ours" runs read
+            runs: dict[str, Callable[[], int]] = {"reference_orig": lambda: run_reference(half["orig"], args.res, args.batch)}
+            for st in args.stored.split(","):
+                one = shards[st][0]
+                runs[f"ours@{st}"] = lambda one=one: run_ours(one, args.res, args.batch)
+                runs[f"ours_region@{st}"] = lambda one=one: run_ours(one, args.res, args.batch, "region")
+                if not args.no_collate:
+                    runs[f"ours_collate@{st}"] = lambda one=one: run_ours(one, args.res, args.batch, collate=collate)
+                    runs[f"ours_region_collate@{st}"] = lambda one=one: run_ours(one, args.res, args.batch, "region",
+                                                                                 collate)
+                if st != "orig":
+                    runs[f"reference@{st}"] = lambda st=st: run_reference(half[st], args.res, args.batch)
+            cpu, wall = best_of(runs, args.repeat)
+            for st in args.stored.split(","):
+                ref_same = cpu["reference_orig" if st == "orig" else f"reference@{st}"]
+                row = {"size": size, "stored": st, "kb_per_image": round(sum(map(len, store(src, st))) / len(src) / 1e3, 1),
+                       "cpu_samples_per_s": {k.split("@")[0]: round(v, 1) for k, v in cpu.items()
+                                             if k.endswith("@" + st) or (k == "reference_orig")},
+                       "wall_samples_per_s": {k.split("@")[0]: round(v, 1) for k, v in wall.items()
+                                              if k.endswith("@" + st) or (k == "reference_orig")},
+                       "cpu_ratio_vs_reference_same_images": round(cpu[f"ours@{st}"] / ref_same, 2),
+                       "cpu_ratio_vs_reference_orig": round(cpu[f"ours@{st}"] / cpu["reference_orig"], 2),
+                       "cpu_region_over_image": round(cpu[f"ours_region@{st}"] / cpu[f"ours@{st}"], 2)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            if args.workers:
+                for k in (int(v) for v in args.workers.split(",")):
+                    st = args.stored.split(",")[-1]
+                    print(json.dumps({"size": size, "stored": st,
+                                      **run_workers(shards[st], args.res, args.batch, k, args.worker_batches)}),
+                          flush=True)
+    print("\n| source | stored | KB/image | ours img-text /CPU-s | ours region /CPU-s | +text collate (img / region) "
+          "| reference same images | reference on originals | ours / ref same | ours / ref orig |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["cpu_samples_per_s"]
+        ref_same = c.get("reference", c["reference_orig"])
+        print(f"| {r['size']} | {r['stored']} | {r['kb_per_image']} | {c['ours']} | {c['ours_region']} | "
+              f"{c.get('ours_collate', '-')} / {c.get('ours_region_collate', '-')} | {ref_same} | "
+              f"{c['reference_orig']} | {r['cpu_ratio_vs_reference_same_images']}x | {r['cpu_ratio_vs_reference_orig']}x |")
 
 
 if __name__ == "__main__":
