@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import webdataset as wds
 from PIL import Image

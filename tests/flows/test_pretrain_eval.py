@@ -104,7 +104,9 @@ def test_presets_downstream_sections_are_valid_and_follow_the_paper() -> None:
         assert s.k == 256 and s.finetune.image_size == 384                      # METHOD.md §7
         assert (s.finetune.lr, s.finetune.epochs, s.finetune.batch_size) == (3e-5, 10, 20)
         assert s.tasks["vqa"]["lr"] == 5e-5 and s.tasks["caption"] == {"epochs": 5, "lr": 1e-5,
-                                                                        "label_smoothing": 0.1, "beam_size": 3}
+                                                                        "label_smoothing": 0.1, "beam_size": 3,
+                                                                        "precision": "bf16"}
+        assert s.finetune.precision == "bf16" and all(s.task_config(t).precision == "bf16" for t in s.tasks)
 
 
 def test_a_marker_is_trusted_only_while_its_runs_exist(tracking: str) -> None:

@@ -22,10 +22,10 @@ def test_probe_batches_give_the_same_samples(planted: tuple[Path, Path], tmp_pat
     calls: list[int] = []
     real = samples_mod.probe_images
 
-    def spy(root: Path, rows: object, workers: int = 4) -> object:
+    def spy(root: Path, rows: object, workers: int = 4, min_side: int = 1) -> object:
         rows = list(rows)  # type: ignore[call-overload]
         calls.append(len(rows))
-        return real(root, rows, workers=workers)
+        return real(root, rows, workers=workers, min_side=min_side)
 
     monkeypatch.setattr(samples_mod, "probe_images", spy)
     one = build_samples(lake, raw, tmp_path / "one", TEST_RECIPE)
