@@ -192,7 +192,7 @@ def main() -> None:
                     files[st].append(p)
                 shards[st] = write_shards(data, dd / st, 2)
             half = {st: fs[0::2] for st, fs in files.items()}  # the images of shard 0, which the "ours" runs read
-            runs: dict[str, Callable[[], int]] = {"reference_orig": lambda: run_reference(half["orig"], args.res, args.batch)}
+            runs: dict[str, Callable[[], int]] = {"reference_orig": lambda half=half: run_reference(half["orig"], args.res, args.batch)}
             for st in args.stored.split(","):
                 one = shards[st][0]
                 runs[f"ours@{st}"] = lambda one=one: run_ours(one, args.res, args.batch)
@@ -202,7 +202,7 @@ def main() -> None:
                     runs[f"ours_region_collate@{st}"] = lambda one=one: run_ours(one, args.res, args.batch, "region",
                                                                                  collate)
                 if st != "orig":
-                    runs[f"reference@{st}"] = lambda st=st: run_reference(half[st], args.res, args.batch)
+                    runs[f"reference@{st}"] = lambda st=st, half=half: run_reference(half[st], args.res, args.batch)
             cpu, wall = best_of(runs, args.repeat)
             for st in args.stored.split(","):
                 ref_same = cpu["reference_orig" if st == "orig" else f"reference@{st}"]
