@@ -18,7 +18,8 @@ Every stage logs through it:
   local rule (``keep_last`` newest plus ``keep_every`` milestones, ``checkpoint.to_prune``): older copies are
   deleted from the artifact store too. A run that
   stops early ends FAILED (an error) or KILLED (SIGTERM, SIGINT / KeyboardInterrupt), never RUNNING: SIGTERM
-  becomes ``SystemExit(143)`` in the training process, which the loop's error path hands to
+  becomes ``SystemExit(143)`` in the training process (deferred to the end of a tracking call in progress:
+  interrupting MLflow's SQLite write leaves the store locked), which the loop's error path hands to
   ``on_train_error``; an atexit hook ends a run still open at interpreter exit as FAILED.
 - ``start_run`` / ``log_metrics`` / ``log_figures`` / ``log_artifact`` / ``log_dict``: the evaluation
   runs (one per downstream task, tagged with the pre-training run: ``xvlm.pipeline``), and
@@ -303,6 +304,9 @@ class MLflowCallback(TrainCallback):
         """KILLED for a signal / interrupt (SystemExit, KeyboardInterrupt), FAILED for anything else; the error
         goes into the ``error`` tag (first line)."""
         self._disarm()
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.run_id:  # ended already (a SIGTERM during on_train_end)
+            return
         killed = isinstance(exc, SystemExit | KeyboardInterrupt)
         lines = str(exc).strip().splitlines()
         with contextlib.suppress(Exception):  # the tracking store may be what failed
@@ -312,28 +316,32 @@ class MLflowCallback(TrainCallback):
     def on_batch_preview(self, batch: LoaderBatch) -> None:
         buf = io.BytesIO()
         preview_image(batch).save(buf, format="PNG")
-        mlflow.log_image(Image.open(buf), "preview/first_batch.png")
+        with _tracking_call():
+            mlflow.log_image(Image.open(buf), "preview/first_batch.png")
 
     def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
-        mlflow.log_metrics(metrics, step=step)
+        with _tracking_call():
+            mlflow.log_metrics(metrics, step=step)
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Copy the checkpoint to the run, then delete the copies the local rule pruned (``to_prune``): without
         this every checkpoint stayed, about 107 GB for a 16M run."""
         if not self.log_checkpoints:
             return
-        mlflow.log_artifact(str(path), artifact_path=f"checkpoints/step-{step:08d}")
-        mlflow.set_tag("last_checkpoint_step", str(step))
-        self._logged = sorted({*self._logged, step})
-        for old in to_prune(self._logged, *self._keep):
-            delete_run_artifacts(self.run_id, f"checkpoints/step-{old:08d}")
-            self._logged.remove(old)
+        with _tracking_call():
+            mlflow.log_artifact(str(path), artifact_path=f"checkpoints/step-{step:08d}")
+            mlflow.set_tag("last_checkpoint_step", str(step))
+            self._logged = sorted({*self._logged, step})
+            for old in to_prune(self._logged, *self._keep):
+                delete_run_artifacts(self.run_id, f"checkpoints/step-{old:08d}")
+                self._logged.remove(old)
 
     def on_train_end(self, result: TrainResult) -> None:
-        mlflow.log_metrics({"final_step": float(result.step), "train_samples_per_s": result.samples_per_s,
-                            "wall_s": result.wall_s}, step=result.step)
-        self._disarm()
-        mlflow.end_run()
+        with _tracking_call():
+            mlflow.log_metrics({"final_step": float(result.step), "train_samples_per_s": result.samples_per_s,
+                                "wall_s": result.wall_s}, step=result.step)
+            self._disarm()
+            mlflow.end_run()
 
 
 def delete_run_artifacts(run_id: str | None, artifact_path: str) -> None:
@@ -346,5 +354,31 @@ def delete_run_artifacts(run_id: str | None, artifact_path: str) -> None:
     get_artifact_repository(run.info.artifact_uri).delete_artifacts(artifact_path)
 
 
+# SIGTERM while MLflow writes: raising inside a SQLAlchemy transaction leaves the SQLite store locked (or its
+# session half-flushed), so the ``end_run(KILLED)`` that follows fails and the run stays RUNNING (seen in 5 of
+# 30 trials on the 2-core box). The handler therefore raises at once only outside the callback's tracking
+# calls; inside one it records the signal and ``_tracking_call`` raises when the call is done.
+_in_tracking_call = 0
+_pending_signal: int | None = None
+
+
 def _raise_system_exit(signum: int, frame: Any) -> None:
+    global _pending_signal
+    if _in_tracking_call:
+        _pending_signal = signum
+        return
     raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _tracking_call() -> Iterator[None]:
+    """A section a SIGTERM does not interrupt (see ``_raise_system_exit``); the signal takes effect at its end."""
+    global _in_tracking_call, _pending_signal
+    _in_tracking_call += 1
+    try:
+        yield
+    finally:
+        _in_tracking_call -= 1
+    if not _in_tracking_call and _pending_signal is not None:
+        signum, _pending_signal = _pending_signal, None
+        raise SystemExit(128 + signum)

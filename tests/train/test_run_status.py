@@ -74,3 +74,42 @@ def test_an_error_ends_the_run_failed_and_sigterm_killed(tmp_path: Path) -> None
     assert failed.info.status == "FAILED" and failed.data.tags["error"] == "RuntimeError: boom at step 2"
     killed = client.get_run((run_dir / "mlflow_run_id").read_text().strip())
     assert killed.info.status == "KILLED" and killed.data.tags["error"].startswith("SystemExit: 143")
+
+
+def test_a_sigterm_during_a_tracking_call_takes_effect_after_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupting MLflow's SQLite write left the store locked, so ``end_run(KILLED)`` failed and the run
+    stayed RUNNING (the CI failure of the test above): the signal must wait for the write to finish."""
+    import threading
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from xvlm import tracking
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be set from the main thread")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    cb = tracking.MLflowCallback(uri, "sigterm", system_metrics=False)
+    cb.run_id = mlflow.start_run().info.run_id
+    cb._arm()
+    try:
+        assert signal.getsignal(signal.SIGTERM) is tracking._raise_system_exit
+        real = mlflow.log_metrics
+
+        def log_metrics_and_get_killed(metrics: dict[str, float], step: int) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the write is in progress
+            real(metrics, step=step)
+
+        monkeypatch.setattr(mlflow, "log_metrics", log_metrics_and_get_killed)
+        with pytest.raises(SystemExit) as exit_info:
+            cb.on_step_end(7, {"loss": 1.5})
+        assert exit_info.value.code == 128 + signal.SIGTERM
+        cb.on_train_error(exit_info.value)
+    finally:
+        cb._disarm()
+        if mlflow.active_run() is not None:
+            mlflow.end_run()
+    run = MlflowClient(uri).get_run(cb.run_id)
+    assert run.info.status == "KILLED" and run.data.metrics == {"loss": 1.5}  # the write finished first
+    assert signal.getsignal(signal.SIGTERM) is not tracking._raise_system_exit
