@@ -34,3 +34,26 @@ def test_flow_threads_then_dask(prefect_harness, planted: tuple[Path, Path], tmp
     r2 = run_shards(lake, raw, tmp_path / "dask", recipe=str(recipe), dask=True, n_workers=2)
     assert r2["shards_written_this_run"] == 2
     assert _tree(Path(r2["out"])) == _tree(ref)
+
+
+def test_flow_on_existing_dask_cluster(prefect_harness, planted: tuple[Path, Path], tmp_path: Path) -> None:
+    """``dask_address``: the flow attaches to a scheduler it did not start (what a user's cluster is) and
+    its worker process writes the shards: same bytes as the library build, and the cluster outlives it."""
+    pytest.importorskip("prefect_dask")
+    distributed = pytest.importorskip("distributed")
+    from flows.shards import run_shards
+
+    lake, raw = planted
+    recipe = tmp_path / "t.json"
+    recipe.write_text(json.dumps(TEST_RECIPE.to_dict()))
+    ref = Path(build_shards(lake, raw, tmp_path / "ref", TEST_RECIPE)["out"])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        got = run_shards(lake, raw, tmp_path / "remote", recipe=str(recipe), dask_address=address)
+        assert got["shards_written_this_run"] == 2 and got["samples_written"] == 5
+        assert _tree(Path(got["out"])) == _tree(ref)
+        assert "write_shard_task" in cluster.scheduler.task_prefixes  # the shards ran on its worker
+        with distributed.Client(address) as client:  # still up: the flow did not close a cluster it did not own
+            assert client.submit(sum, [1, 2]).result() == 3
