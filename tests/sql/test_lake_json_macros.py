@@ -9,7 +9,6 @@ Infinity, a digits-only literal past BIGINT, -0).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
@@ -31,7 +30,7 @@ VALUES = [
 def run(tmp_path: Path) -> SqlRunner:
     r = SqlRunner(duckdb.connect(":memory:"))
     path = tmp_path / "values.json"
-    path.write_text("[" + ", ".join('{"v": %s}' % v for v in VALUES) + ", {}]", encoding="utf-8")
+    path.write_text("[" + ", ".join('{"v": ' + v + "}" for v in VALUES) + ", {}]", encoding="utf-8")
     r.con.execute(f"CREATE TABLE vals AS SELECT v, n FROM read_json('{path}', format = 'array', "  # noqa: S608
                   "columns = {'v': 'JSON'}) WITH ORDINALITY AS t(v, n)")
     yield r
