@@ -1,6 +1,6 @@
 -- Boxes of a COCO-format instances document (table cocofmt_doc) as candidate object rows.
 -- Grain: one row per element of annotations[]. bbox is [x, y, w, h] in pixels (top-left origin).
--- label = categories[].name of category_id; iscrowd=1 marks a group box (kept, flagged is_group);
+-- label = categories[].name of category_id (the first record of that id); iscrowd=1 marks a group box (kept, flagged is_group);
 -- Objects365's isfake/isreflected become flags 'fake'/'reflected'.
 -- Strict types: id, image_id, category_id integers; bbox an array of 4 finite numbers (a string
 -- coordinate "22.93" is wrong_type:bbox[k]=string, k 0-based); iscrowd/isfake/isreflected integer,
@@ -10,9 +10,9 @@
 WITH a AS (
     SELECT unnest(annotations) AS a, generate_subscripts(annotations, 1) - 1 + $idx_base AS idx FROM cocofmt_doc
 ),
-cat AS (
-    SELECT json_text(c.id) AS category_id, any_value(c.name ->> '$') AS name
-    FROM (SELECT unnest(categories) AS c FROM cocofmt_doc)
+cat AS (  -- a repeated id takes its first record's name (the others: duplicate_id, cocofmt_categories_aux.sql)
+    SELECT json_text(c.id) AS category_id, arg_min(c.name ->> '$', i) AS name
+    FROM (SELECT unnest(categories) AS c, generate_subscripts(categories, 1) AS i FROM cocofmt_doc)
     WHERE json_kind(c.id) = 'integer' AND json_kind(c.name) = 'string'
     GROUP BY ALL
 ),

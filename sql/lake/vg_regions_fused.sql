@@ -33,19 +33,27 @@ u AS (
     SELECT * EXCLUDE (regions), unnest(regions) AS r, generate_subscripts(regions, 1) - 1 AS k
     FROM per_image
 ),
-px AS (
+t AS (  -- each value's JSON text once: the id texts, the coordinates' doubles, the phrase's text
+    SELECT
+        image_key, img_key, img_reason, iw, ih, n, k, id_field, img_id, r,
+        CAST(img_id AS VARCHAR) AS img_txt, CAST(coalesce(r.region_id, r.id) AS VARCHAR) AS rid_txt,
+        CAST(r.phrase AS VARCHAR) AS ph_txt,
+        TRY_CAST(CAST(r.x AS VARCHAR) AS DOUBLE) AS x, TRY_CAST(CAST(r.y AS VARCHAR) AS DOUBLE) AS y,
+        TRY_CAST(CAST(r.width AS VARCHAR) AS DOUBLE) AS w, TRY_CAST(CAST(r.height AS VARCHAR) AS DOUBLE) AS h
+    FROM u
+),
+px AS (  -- x, y, w, h are used only where parse_reason is NULL, i.e. where each is a number (not a string)
     SELECT
         image_key, img_key, img_reason, iw, ih, n, k,
         json_text(coalesce(r.region_id, r.id)) AS box_id,
         json_text(r.x) AS c0, json_text(r.y) AS c1, json_text(r.width) AS c2, json_text(r.height) AS c3,
-        CASE WHEN json_kind(r.phrase) = 'string' THEN r.phrase ->> '$' END AS label,
-        TRY_CAST(json_text(r.x) AS DOUBLE) AS x, TRY_CAST(json_text(r.y) AS DOUBLE) AS y,
-        TRY_CAST(json_text(r.width) AS DOUBLE) AS w, TRY_CAST(json_text(r.height) AS DOUBLE) AS h,
-        coalesce(json_check(id_field, img_id, ['integer']), json_check('region_id', coalesce(r.region_id, r.id), ['integer']),
-                 json_check('x', r.x, ['number', 'integer']), json_check('y', r.y, ['number', 'integer']),
-                 json_check('width', r.width, ['number', 'integer']), json_check('height', r.height, ['number', 'integer']),
-                 json_check('phrase', r.phrase, ['string', 'null'])) AS parse_reason
-    FROM u
+        CASE WHEN starts_with(ph_txt, '"') THEN r.phrase ->> '$' END AS label,
+        x, y, w, h,
+        coalesce(json_int_check(id_field, img_id, img_txt), json_int_check('region_id', coalesce(r.region_id, r.id), rid_txt),
+                 json_num_check('x', r.x, x), json_num_check('y', r.y, y),
+                 json_num_check('width', r.width, w), json_num_check('height', r.height, h),
+                 CASE WHEN NOT starts_with(ph_txt, '"') THEN json_check('phrase', r.phrase, ['string', 'null']) END) AS parse_reason
+    FROM t
 ),
 cl AS (
     SELECT

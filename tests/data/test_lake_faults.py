@@ -188,6 +188,8 @@ def _coco_faults(cap: dict[str, Any], inst: dict[str, Any]) -> None:
     inst["annotations"][2]["bbox"] = [1, 2, 3]
     inst["annotations"][3]["category_id"] = "1"
     inst["images"][2]["height"] = 481                   # conflicts with captions' images[2]
+    inst["categories"].append({"id": "3", "name": "cat"})  # categories[2]: a string id
+    inst["categories"].append({"id": 1, "name": "human"})  # categories[3]: id 1 again (objects keep 'person')
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +213,8 @@ def coco_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     ("objects", COCO_INST["val2017"], "annotations[2]", "invalid_box"),
     ("objects", COCO_INST["val2017"], "annotations[3]", "wrong_type:category_id=string"),
     ("images", COCO_INST["val2017"], "images[2]", "duplicate_id"),  # a conflicting record of the same id
+    ("categories", COCO_INST["val2017"], "categories[2]", "wrong_type:id=string"),
+    ("categories", COCO_INST["val2017"], "categories[3]", "duplicate_id"),
 ])
 def test_coco_wrong_json_type_is_quarantined_naming_field_and_type(coco_lake: tuple, entity: str, file: str,
                                                                    locator: str, reason: str) -> None:
@@ -228,6 +232,17 @@ def test_coco_ids_round_trip_as_bigint_and_identical_images_are_one(coco_lake: t
     assert inst == {"rows_in": 3, "loaded": 3, "quarantined": {}, "merged": 3}
     keys = [k for (k,) in _table(lake, "images", "coco", "image_key")]
     assert len(keys) == len(set(keys)) == 3 + 2 + 1  # train 3; val 3 - string id - null width + big
+
+
+def test_coco_categories_are_counted_per_file(coco_lake: tuple) -> None:
+    lake, stats = coco_lake
+    assert stats["files"][COCO_INST["val2017"]]["categories"] == {
+        "rows_in": 4, "loaded": 2, "quarantined": {"duplicate_id": 1, "wrong_type:id=string": 1}}
+    assert stats["files"][COCO_INST["train2017"]]["categories"] == {"rows_in": 2, "loaded": 2, "quarantined": {}}
+    assert "categories" not in stats["files"][COCO_CAP["val2017"]]  # a captions file has none
+    assert stats["entities"]["categories"]["rows_in"] == 6
+    # the repeated id 1 ('human') does not rename the objects of category 1: the first record wins
+    assert _table(lake, "objects", "coco", "DISTINCT label") == [("dog",), ("person",)]
 
 
 # ------------------------------------------------------------------ 2./3. VG types and attributes counted
@@ -279,13 +294,51 @@ def test_karpathy_types(tmp_path: Path) -> None:
     def faults(d: dict) -> None:
         d["images"][0]["cocoid"] = "200"
         d["images"][1]["split"] = 1
+        d["images"][2]["sentences"] += [{"raw": None, "sentid": 7}, {"raw": "two dogs", "sentid": "8"},
+                                        {"raw": "a cat", "sentid": 9}]
     lf.edit_json(raw, lf.KARPATHY_COCO, faults)
     stats = _ingest(raw, "karpathy")
     assert _quarantine(tmp_path / "lake", "karpathy") == {
         ("splits", lf.KARPATHY_COCO, "images[0]"): "wrong_type:cocoid=string",
-        ("splits", lf.KARPATHY_COCO, "images[1]"): "wrong_type:split=integer"}
+        ("splits", lf.KARPATHY_COCO, "images[1]"): "wrong_type:split=integer",
+        ("sentences", lf.KARPATHY_COCO, "images[2].sentences[1]"): "wrong_type:raw=null",
+        ("sentences", lf.KARPATHY_COCO, "images[2].sentences[2]"): "wrong_type:sentid=string"}
     assert _table(tmp_path / "lake", "splits", "karpathy", "image_key, split, coco_id") == [("coco_202", "train", 202)]
     assert stats["errors"] == []
+    # every sentence counted (one per image + the three added), whatever became of its image
+    assert stats["files"][lf.KARPATHY_COCO] == {
+        "splits": {"rows_in": 3, "loaded": 1, "quarantined": {"wrong_type:cocoid=string": 1, "wrong_type:split=integer": 1}},
+        "sentences": {"rows_in": 6, "loaded": 4, "quarantined": {"wrong_type:raw=null": 1, "wrong_type:sentid=string": 1}}}
+
+
+REFCOCO_VAL = "refcoco+/refcoco+_val.json"
+
+
+def test_refcoco_plus_types(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    img = "train2014/COCO_train2014_{:012d}.jpg".format
+    lf._json(raw, REFCOCO_VAL, [
+        {"image": img(201), "text": "the man", "ref_id": 1},     # [0] good
+        {"image": img(201), "text": "man left", "ref_id": 2},    # [1] good, same image: one row with [0]
+        {"image": img(201), "text": "man right", "ref_id": "3"},  # [2] a string for a number
+        {"image": None, "text": "who", "ref_id": 4},             # [3] null where required
+        {"image": img(202), "text": 5, "ref_id": 5},              # [4] a number for a string
+        {"image": img(202), "text": "no ref id"},                 # [5] a required field absent
+        {"image": img(202), "text": "x", "ref_id": 6.5},          # [6] a fraction for an id
+        {"image": "train2014/broken.jpg", "text": "y", "ref_id": 7},  # [7] no COCO id in the name
+        {"image": img(203), "text": "the dog", "ref_id": 8},      # [8] good
+    ])
+    stats = _ingest(raw, "karpathy")
+    q = {k: v for k, v in _quarantine(tmp_path / "lake", "karpathy").items() if k[1] == REFCOCO_VAL}
+    assert q == {("splits", REFCOCO_VAL, "[2]"): "wrong_type:ref_id=string",
+                 ("splits", REFCOCO_VAL, "[3]"): "wrong_type:image=null",
+                 ("splits", REFCOCO_VAL, "[4]"): "wrong_type:text=integer",
+                 ("splits", REFCOCO_VAL, "[5]"): "wrong_type:ref_id=null",
+                 ("splits", REFCOCO_VAL, "[6]"): "wrong_type:ref_id=number",
+                 ("splits", REFCOCO_VAL, "[7]"): "invalid_id"}
+    assert _table(tmp_path / "lake", "splits", "karpathy", "image_key, split", "dataset = 'refcoco+'") == \
+        [("coco_201", "val"), ("coco_203", "val")]
+    assert stats["files"][REFCOCO_VAL]["splits"]["rows_in"] == 8  # 2 images + 6 unusable records
 
 
 # ------------------------------------------------------------------ 4. file-level errors stay file-level
@@ -312,8 +365,8 @@ def test_unusable_file_is_an_error_of_that_file_only(tmp_path: Path, rel: str, c
     assert len(stats["errors"]) == 1 and stats["errors"][0]["file"] == rel
     assert stats["errors"][0]["error"].startswith(error)
     # the broken file lists its entities with zero rows; the source's other three files loaded
-    assert stats["files"][rel] == {"images": {"rows_in": 0, "loaded": 0, "quarantined": {}},
-                                   "objects": {"rows_in": 0, "loaded": 0, "quarantined": {}}}
+    assert stats["files"][rel] == {e: {"rows_in": 0, "loaded": 0, "quarantined": {}}
+                                   for e in ("images", "objects", "categories")}
     assert stats["files"][COCO_CAP["train2017"]]["captions"]["loaded"] == 4
     assert stats["files"][COCO_INST["val2017"]]["objects"]["loaded"] == 4
 

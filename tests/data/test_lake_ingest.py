@@ -54,7 +54,7 @@ def test_rows_in_equals_loaded_plus_quarantined_on_disk(lake: tuple[Path, dict])
     for source, s in stats.items():
         for entity, e in s["entities"].items():
             assert e["rows_in"] == e["loaded"] + sum(e["quarantined"].values()), (source, entity)
-            if entity in ("images", "captions", "regions", "objects") or source == "karpathy":
+            if entity in ("images", "captions", "regions", "objects", "splits"):
                 table = entity
                 n = q(out, f"select count(*) from {table} where source = $s", {"s": source})[0][0]  # noqa: S608
                 # an image listed identically in two files (COCO captions + instances) is one row
@@ -76,6 +76,12 @@ def test_rows_in_matches_the_raw_files(lake: tuple[Path, dict], corpus: Path) ->
     assert stats["cc3m"]["entities"]["images"]["rows_in"] == len(lines)
     oi = (corpus / "openimages/oidv6-train-annotations-bbox.csv").read_text().splitlines()
     assert stats["openimages"]["entities"]["objects"]["rows_in"] == len(oi) - 1
+    # the lookup records: every Karpathy sentence, every COCO-format category of every file
+    kp = [json.loads(p.read_text()) for p in sorted((corpus / "karpathy").glob("dataset_*.json"))]
+    assert stats["karpathy"]["entities"]["sentences"]["rows_in"] == \
+        sum(len(i["sentences"]) for d in kp for i in d["images"]) > 0
+    inst = [json.loads(p.read_text()) for p in sorted((corpus / "coco/annotations").glob("instances_*.json"))]
+    assert stats["coco"]["entities"]["categories"]["rows_in"] == sum(len(d["categories"]) for d in inst) > 0
 
 
 def _quarantined(out: Path, source: str, reason: str, locator: str | None = None,

@@ -36,7 +36,7 @@ def test_refcoco_splits_one_row_per_image_and_bad_records(run: SqlRunner, tmp_pa
         ("refcoco+", "val", "coco_42", 42, "[0]", None),
         ("refcoco+", "val", "coco_581857", 581857, "[1]", None),
         ("refcoco+", "val", None, None, "[3]", "invalid_id"),
-        ("refcoco+", "val", None, None, "[4]", "invalid_id"),
+        ("refcoco+", "val", None, None, "[4]", "wrong_type:image=null"),  # strict types: a required field absent
         ("refcoco+", "val", "coco_7", 7, "[5]", None),
     ]
 

@@ -194,7 +194,8 @@ def parse_coco(run: SqlRunner, cfg: IngestConfig, p: CocoPaths) -> None:
     parsed in parts (``_cocofmt_docs``)."""
     for kind, files in (("captions", p.captions), ("instances", p.instances)):
         for split, rel in files.items():
-            with input_file(run, rel, ("images", "captions" if kind == "captions" else "objects")):
+            entities = ("images", "captions") if kind == "captions" else ("images", "objects", "categories")
+            with input_file(run, rel, entities):
                 path = _need(cfg, rel)
                 for part, base in _cocofmt_docs(run, cfg, rel, path):
                     if part in (None, "images"):
@@ -208,12 +209,20 @@ def parse_coco(run: SqlRunner, cfg: IngestConfig, p: CocoPaths) -> None:
                         else:
                             run.insert("cand_boxes", "cocofmt_objects", source="coco", file=rel,
                                        key_prefix="coco", idx_base=base)
+                            _categories_once(run, rel, part, base)
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
+
+
+def _categories_once(run: SqlRunner, rel: str, part: str | None, base: int) -> None:
+    """Count the ``categories`` of an instances document once per file: a file parsed in parts repeats
+    them in every annotations part (:func:`ranges.cocofmt_parts`), so only its first part adds them."""
+    if part is None or base == 0:
+        run.insert("cand_aux", "cocofmt_categories_aux", file=rel)
 
 
 def parse_objects365(run: SqlRunner, cfg: IngestConfig, p: Objects365Paths) -> None:
     for split, rel in p.annotations.items():
-        with input_file(run, rel, ("images", "objects")):
+        with input_file(run, rel, ("images", "objects", "categories")):
             path = _need(cfg, rel)
             for part, base in _cocofmt_docs(run, cfg, rel, path):
                 if part in (None, "images"):
@@ -223,6 +232,7 @@ def parse_objects365(run: SqlRunner, cfg: IngestConfig, p: Objects365Paths) -> N
                 if part in (None, "annotations"):
                     run.insert("cand_boxes", "cocofmt_objects", source="objects365", file=rel, key_prefix="o365",
                                idx_base=base)
+                    _categories_once(run, rel, part, base)
     run.con.execute("DROP TABLE IF EXISTS cocofmt_doc")
 
 
@@ -245,10 +255,11 @@ def karpathy_files(cfg: IngestConfig, p: KarpathyPaths) -> dict[str, str]:
 
 def parse_karpathy(run: SqlRunner, cfg: IngestConfig, p: KarpathyPaths) -> None:
     for dataset, rel in karpathy_files(cfg, p).items():
-        with input_file(run, rel, ("splits",)):
+        with input_file(run, rel, ("splits", "sentences")):
             path = _need(cfg, rel)
             for _part, base in _cocofmt_docs(run, cfg, rel, path, doc="karpathy_doc"):
                 run.insert("cand_splits", "karpathy_splits", dataset=dataset, file=rel, idx_base=base)
+                run.insert("cand_aux", "karpathy_sentences_aux", file=rel, idx_base=base)
     for split, rel in refcoco_plus_files(cfg, p).items():
         with input_file(run, rel, ("splits",)):
             run.insert("cand_splits", "refcoco_splits", file=rel, path=_need(cfg, rel), split=split)

@@ -25,7 +25,7 @@ SQL_ROOT = Path(os.environ.get("XVLM_SQL_DIR", Path(__file__).resolve().parents[
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _FILE_IN_ERROR = re.compile(r'file "([^"]+)"|"([^"]+\.(?:json|tsv|csv|parquet))"')
-_MACROS = ("macro_json_kind", "macro_json_check", "macro_json_text")
+_MACROS = ("macro_json_kind", "macro_json_check", "macro_json_text", "macro_json_num_check", "macro_json_int_check")
 _INPUT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
                  duckdb.IOException)
 
