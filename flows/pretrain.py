@@ -21,7 +21,7 @@ from prefect.exceptions import MissingContextError
 from flows.evaluate import evaluation
 from flows.ingest import ingest
 from flows.retry import IO_RETRIES
-from flows.shards import with_runner
+from flows.shards import shards, with_runner
 from xvlm.pipeline import stages
 from xvlm.pipeline.config import experiment_name, resolve_run
 from xvlm.pipeline.launch import Launch
@@ -100,8 +100,8 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
     raw_root = raw_root or sample_corpus(str(work / "raw"), seed, run.recipe)
     lake = ingest(raw_root=raw_root, out=str(work / "lake"), sources=stages.ingest_sources(run.recipe))
     ingest_run = log_ingest(str(work), experiment, lake)
-    built = with_runner(dask_address=shards_dask_address)(lake["lake_root"], raw_root, str(work / "shards"),
-                                                          recipe=run.recipe, lake_db=lake["lake_db"])
+    shards_flow = with_runner(dask_address=shards_dask_address) if shards_dask_address else shards
+    built = shards_flow(lake["lake_root"], raw_root, str(work / "shards"), recipe=run.recipe, lake_db=lake["lake_db"])
     shards_run = log_shards(str(work), experiment, built["out"], lake["lake_root"], built)
     cfg = stages.training_config(run, work, built, {"ingest_run_id": ingest_run, "shards_run_id": shards_run})
     trained = train(cfg.to_dict(), launch.to_dict(), experiment, str(work))
