@@ -234,6 +234,9 @@ def shards(
     out: Annotated[Path, typer.Argument(help="Where the build folder <recipe>-<build id> goes.")],
     recipe: Annotated[str, typer.Option(help="Recipe name (recipes/*.json) or path.")] = "demo",
     dask: Annotated[bool, typer.Option(help="Write shards on a local Dask cluster (2 workers).")] = False,
+    dask_address: Annotated[str | None, typer.Option(
+        help="Write shards on an existing Dask cluster (scheduler address, tcp://host:8786); its workers need "
+             "this repo installed and LAKE, RAW_ROOT and OUT mounted at the same paths.")] = None,
     allow_missing: Annotated[list[str] | None, typer.Option(
         "--allow-missing", metavar="SOURCE",
         help="Build without this recipe source if the lake lacks it (repeatable; recorded in stats.json and "
@@ -248,7 +251,7 @@ def shards(
         raise BadInput(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
     missing_sources(lake, load_recipe(recipe), allow_missing or ())  # the error before Prefect starts
     totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask,
-                        allow_missing=allow_missing)
+                        dask_address=dask_address, allow_missing=allow_missing)
     if totals.get("missing_sources"):
         typer.echo(f"built without recipe sources {', '.join(totals['missing_sources'])} (not in the lake; "
                    "--allow-missing)")

@@ -21,7 +21,7 @@ from prefect.exceptions import MissingContextError
 from flows.evaluate import evaluation
 from flows.ingest import ingest
 from flows.retry import IO_RETRIES
-from flows.shards import shards
+from flows.shards import shards, with_runner
 from xvlm.pipeline import stages
 from xvlm.pipeline.config import experiment_name, resolve_run
 from xvlm.pipeline.launch import Launch
@@ -69,7 +69,7 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
              seed: int = 0, evaluations: list[str] | None = None,
              downstream_root: str | None = None, weights_root: str | None = None,
              check: bool = False, nnodes: int = 1, node_rank: int = 0, rdzv_endpoint: str | None = None,
-             rdzv_id: str | None = None) -> dict[str, Any]:
+             rdzv_id: str | None = None, shards_dask_address: str | None = None) -> dict[str, Any]:
     """ingest -> shards -> train -> evaluation for ``preset``; returns where every output is, the final
     losses and the evaluation results (``evaluation``; None when no evaluation was asked for).
 
@@ -84,6 +84,8 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
     ``downstream.evaluations``; [] skips the stage). ``downstream_root``: the downstream splits (None:
     the preset's ``downstream.raw_root``, else ``raw_root``). ``weights_root``: where relative
     ``init_bert`` / ``init_swin`` are (None: ``$XVLM_WEIGHTS``). ``check``: run the start check only.
+    ``shards_dask_address``: write the shards on this existing Dask cluster (``tcp://host:8786``; its
+    workers see the work dir and ``raw_root`` at the same paths) instead of two threads here.
     """
     work = Path(work_dir).resolve()
     launch = Launch(devices, nnodes, node_rank, rdzv_endpoint, rdzv_id)
@@ -98,7 +100,8 @@ def pretrain(preset: str = "demo", work_dir: str = "runs/pretrain-demo", raw_roo
     raw_root = raw_root or sample_corpus(str(work / "raw"), seed, run.recipe)
     lake = ingest(raw_root=raw_root, out=str(work / "lake"), sources=stages.ingest_sources(run.recipe))
     ingest_run = log_ingest(str(work), experiment, lake)
-    built = shards(lake["lake_root"], raw_root, str(work / "shards"), recipe=run.recipe, lake_db=lake["lake_db"])
+    shards_flow = with_runner(dask_address=shards_dask_address) if shards_dask_address else shards
+    built = shards_flow(lake["lake_root"], raw_root, str(work / "shards"), recipe=run.recipe, lake_db=lake["lake_db"])
     shards_run = log_shards(str(work), experiment, built["out"], lake["lake_root"], built)
     cfg = stages.training_config(run, work, built, {"ingest_run_id": ingest_run, "shards_run_id": shards_run})
     trained = train(cfg.to_dict(), launch.to_dict(), experiment, str(work))

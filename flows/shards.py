@@ -92,18 +92,25 @@ def shards(lake_root: str, raw_root: str, out_root: str, recipe: str = "demo", l
     return {**totals, "out": out, "shards_written_this_run": len(todo)}
 
 
+def with_runner(dask: bool = False, n_workers: int = 2, dask_address: str | None = None) -> Any:
+    """The ``shards`` flow on the chosen task runner: threads (default), a local Dask cluster of
+    ``n_workers`` processes (``dask=True``), or an existing Dask cluster (``dask_address="tcp://host:8786"``:
+    the flow connects as a client and leaves the cluster running)."""
+    if not (dask or dask_address):
+        return shards
+    from prefect_dask import DaskTaskRunner
+
+    runner = (DaskTaskRunner(address=dask_address) if dask_address else
+              DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
+                                             "processes": True, "dashboard_address": None}))
+    return shards.with_options(task_runner=runner)
+
+
 def run_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: str = "demo",
                lake_db: str | Path | None = None, dask: bool = False, n_workers: int = 2,
                dask_address: str | None = None, workers: int = 4, allow_missing: list[str] | None = None
                ) -> dict[str, Any]:
-    """Run the flow with the chosen task runner (threads by default; ``dask=True``: Dask cluster)."""
-    f = shards
-    if dask or dask_address:
-        from prefect_dask import DaskTaskRunner
-
-        runner = (DaskTaskRunner(address=dask_address) if dask_address else
-                  DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
-                                                 "processes": True, "dashboard_address": None}))
-        f = shards.with_options(task_runner=runner)
+    """Run the flow with the chosen task runner (threads by default; Dask: :func:`with_runner`)."""
+    f = with_runner(dask, n_workers, dask_address)
     return f(str(lake_root), str(raw_root), str(out_root), recipe=recipe,
              lake_db=str(lake_db) if lake_db else None, workers=workers, allow_missing=list(allow_missing or []))

@@ -6,7 +6,8 @@ CPU time (user + sys of the child and its threads; on a shared machine the hones
 time also counts waiting for the CPU), peak RSS (``ru_maxrss`` of the child, the kernel's own
 high-water mark) and disk (bytes the stage left in the lake / build folder).
 
-Ingest runs with ``check_images=False`` (no image bytes at scale). The samples step is
+Ingest runs with ``check_images=False`` (no image bytes at scale); OpenImages, whose box file has no
+image sizes, reads the generator's synthetic size index (``openimages/image_sizes.csv``). The samples step is
 ``xvlm.data.shards.samples.build_samples`` (join, leak removal, dedup, concept selection, the shard
 plan; no image writing), with the image probe replaced by a synthetic one (status ok, sha256 from the
 lake row, so duplicate images are the ones the generator planted): every other line of it is the real
@@ -29,9 +30,10 @@ import pyarrow as pa
 
 
 def ingest_config(raw: Path, lake: Path, **over: Any):  # noqa: ANN201 - IngestConfig
-    from xvlm.data.lake.config import IngestConfig, KarpathyPaths
+    from xvlm.data.lake.config import IngestConfig, KarpathyPaths, OpenImagesPaths
     return IngestConfig(raw_root=raw, out=lake, flickr30k=None, check_images=False,
-                        karpathy=KarpathyPaths(flickr30k=None, refcoco_plus=None), **over)
+                        karpathy=KarpathyPaths(flickr30k=None, refcoco_plus=None),
+                        openimages=OpenImagesPaths(image_sizes="openimages/image_sizes.csv"), **over)
 
 
 def run_ingest(raw: Path, lake: Path, source: str, threshold: int | None = None,

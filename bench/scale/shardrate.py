@@ -180,7 +180,7 @@ def project(sizes: list[dict[str, Any]], samples: float, cores: int, machines: l
 
     CPU bound: ``samples / (rate per core x cores x efficiency)``; I/O bound: every byte is read once
     from the raw images and written once into a shard: ``samples x (in + out bytes) / bandwidth``
-    (``disk_gbps`` for one machine on local disks; ``net_gbps`` per machine for a cluster on shared
+    (``disk_gbps`` for one machine on local disks, this box included; ``net_gbps`` per machine for a cluster on shared
     storage, whose aggregate bandwidth is assumed to scale with N: a parallel file system / object store,
     not one NFS server). The projection is the larger of the two."""
     proj: dict[str, Any] = {}
@@ -188,9 +188,10 @@ def project(sizes: list[dict[str, Any]], samples: float, cores: int, machines: l
         for m in MODES:
             rate = s[m]["ours_samples_per_cpu_s"]
             in_b, out_b = s["input_kb_per_image"] * 1e3, s[m]["tar_kb_per_sample"] * 1e3
-            per = {"box_2cores_h": samples / (rate * 2 * efficiency) / 3600}
-            cpu_h = samples / (rate * cores * efficiency) / 3600
             io_h = samples * (in_b + out_b) / (disk_gbps * 1e9) / 3600
+            box_h = samples / (rate * 2 * efficiency) / 3600
+            per: dict[str, Any] = {"box_2cores_h": max(box_h, io_h), "box_2cores_bound": "cpu" if box_h >= io_h else "io"}
+            cpu_h = samples / (rate * cores * efficiency) / 3600
             per[f"one_{cores}core_h"] = max(cpu_h, io_h)
             per[f"one_{cores}core_bound"] = "cpu" if cpu_h >= io_h else "io"
             for nm in machines:
@@ -215,12 +216,18 @@ def main() -> None:
     ap.add_argument("--net-gbps", type=float, default=1.25, help="per machine GB/s to shared storage (10 GbE)")
     ap.add_argument("--efficiency", type=float, default=None,
                     help="per-core efficiency at full load (default: the measured CPU/sample of 1 vs 2 processes)")
+    ap.add_argument("--from-json", type=Path, help="re-project the measurements of an earlier run's output")
     a = ap.parse_args()
-    shutil.rmtree(a.out, ignore_errors=True)
     load0 = os.getloadavg()
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        assert len({f.result() for f in [pool.submit(_noop) for _ in range(8)]}) >= 1  # start both workers
-        sizes = [measure_size(a.out / f"{w}x{h}", w, h, a.n, a.repeat, pool) for w, h in SIZES]
+    if a.from_json:
+        prev = json.loads(a.from_json.read_text())
+        sizes, load0 = prev["sizes"], tuple(prev["load_start"])
+    else:
+        shutil.rmtree(a.out, ignore_errors=True)
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            for f in [pool.submit(_noop) for _ in range(8)]:  # start both workers before any timing
+                f.result()
+            sizes = [measure_size(a.out / f"{w}x{h}", w, h, a.n, a.repeat, pool) for w, h in SIZES]
     eff = a.efficiency or min(1.0, statistics.median(1 / s[m]["cpu_per_sample_2p_vs_1p"] for s in sizes for m in MODES))
     result = {"load_start": [round(x, 1) for x in load0], "load_end": [round(x, 1) for x in os.getloadavg()],
               "sizes": sizes, "assumptions": {"samples": a.samples, "cores": a.cores, "disk_gbps": a.disk_gbps,

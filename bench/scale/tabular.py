@@ -192,5 +192,20 @@ def write_openimages(root: Path, scale: float, seed: int, counts: Counts) -> Non
                                ("short_line", short)):
                 counts.plant("openimages", kind, mask.sum())
     counts.add("openimages", "objects", n_box)
+    _write_oi_sizes(oi / "image_sizes.csv", rng, iid)
     # images = distinct ImageIDs among the rows that parsed with a valid id (oi_images.sql)
     counts.add("openimages", "images", int((good_rows > 0).sum()))
+
+
+def _write_oi_sizes(path: Path, rng: np.random.Generator, iid: pa.Array) -> None:
+    """The synthetic image size index (``openimages.image_sizes``: ``ImageID,Width,Height``) standing in
+    for the JPEG headers a run without image bytes cannot read. OpenImages ships images with the longer
+    side at 1024 px: 4:3 and 3:2 landscape, a fifth portrait."""
+    n = len(iid)
+    short = np.where(rng.random(n) < 0.6, 768, 683)
+    portrait = rng.random(n) < 0.2
+    w, h = np.where(portrait, short, 1024), np.where(portrait, 1024, short)
+    with path.open("wb") as f:
+        f.write(b"ImageID,Width,Height\n")
+        for s, e in batches(n, 200_000):
+            write_arr(f, J(iid.slice(s, e - s), ",", S(w[s:e]), ",", S(h[s:e]), "\n"))

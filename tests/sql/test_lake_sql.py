@@ -400,11 +400,21 @@ def test_openimages_boxes_by_header_name(run: SqlRunner, tmp_path: Path) -> None
     run.insert("cand_rejects", "csv_rejects", file="b.csv", entities=["objects"])
     assert rows(run, "SELECT entity, locator, reason FROM cand_rejects") == [("objects", "line 3",
                                                                              "wrong_column_count")]
+    run.create("oi_sizes", "oi_sizes_none")
     run.insert("cand_images", "oi_images", source="openimages", split="train", file="b.csv",
                image_dir="openimages/train")
     assert rows(run, "SELECT image_key, path, width FROM cand_images ORDER BY 1") == [
         ("oi_000002b66c9c498e", "openimages/train/000002b66c9c498e.jpg", None),
         ("oi_00000c4d5e6f7a8b", "openimages/train/00000c4d5e6f7a8b.jpg", None)]
+    # with a size index (openimages.image_sizes): a repeated ImageID keeps its first line; text as written
+    (tmp_path / "sizes.csv").write_text("ImageID,Width,Height\n000002b66c9c498e,1024,768\n"
+                                        "000002b66c9c498e,1,1\nffff000011112222,640,480\n")
+    assert run.create("oi_sizes", "oi_sizes_read", path=tmp_path / "sizes.csv") == 2
+    run.con.execute("DELETE FROM cand_images")
+    run.insert("cand_images", "oi_images", source="openimages", split="train", file="b.csv",
+               image_dir="openimages/train")
+    assert rows(run, "SELECT image_key, width, height FROM cand_images ORDER BY 1") == [
+        ("oi_000002b66c9c498e", "1024", "768"), ("oi_00000c4d5e6f7a8b", None, None)]
 
 
 # ------------------------------------------------------------------ outputs and stats

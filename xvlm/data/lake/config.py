@@ -133,6 +133,10 @@ class OpenImagesPaths:
                                     "openimages/oidv7-class-descriptions-boxable.csv",
                                     "openimages/class-descriptions-boxable.csv")
     image_dirs: dict[str, str] = field(default_factory=lambda: {"train": "openimages/train"})
+    # Optional image size index, CSV ``ImageID,Width,Height`` (not in the release, whose box coordinates
+    # are normalised): gives the boxes pixel coordinates without reading the JPEG headers (a run with
+    # check_images off); with checks on, a file whose header disagrees is image_size_mismatch.
+    image_sizes: FileSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -260,4 +264,5 @@ FILE_KEYS: tuple[str, ...] = (
     "cc3m.captions", "cc3m.images_dir", "cc12m.captions", "cc12m.images_dir", "sbu.captions", "sbu.images_dir",
     "objects365.annotations.SPLIT", "objects365.image_dirs.SPLIT",
     "openimages.boxes.SPLIT", "openimages.class_descriptions", "openimages.image_dirs.SPLIT",
+    "openimages.image_sizes",
 )

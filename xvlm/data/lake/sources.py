@@ -138,7 +138,8 @@ def source_inputs(cfg: IngestConfig, source: str) -> SourceInputs:
     if isinstance(p, Objects365Paths):
         return SourceInputs([r(f) for f in p.annotations.values()], [r(d) for d in p.image_dirs.values()], True)
     if isinstance(p, OpenImagesPaths):
-        return SourceInputs([r(f) for f in [*p.boxes.values(), p.class_descriptions]],
+        sizes = [p.image_sizes] if p.image_sizes else []
+        return SourceInputs([r(f) for f in [*p.boxes.values(), p.class_descriptions, *sizes]],
                             [r(d) for d in p.image_dirs.values()], True)
     raise BadInput(f"unknown source {source!r}")
 
@@ -369,6 +370,10 @@ def parse_openimages(run: SqlRunner, cfg: IngestConfig, p: OpenImagesPaths) -> N
         run.con.register("oi_class_lines", read_class_lines(path, rel))
         run.insert("cand_aux", "oi_classes_aux")
     run.create("oi_classes", "oi_classes")
+    run.create("oi_sizes", "oi_sizes_none")
+    if p.image_sizes:
+        with input_file(run, p.image_sizes, ()):
+            run.create("oi_sizes", "oi_sizes_read", file=p.image_sizes, path=_need(cfg, p.image_sizes))
     for split, rel in p.boxes.items():
         with input_file(run, rel, ("objects", "images")):
             _read_tsv(run, cfg, rel, _need(cfg, rel), "oi_boxes_read")
