@@ -10,8 +10,8 @@ p.ground("cat.jpg", "the cat")                        # (x, y, w, h) in the orig
 
 Preprocessing is the training path's, not a look-alike: captions go through ``clean_caption`` with the
 run's ``max_words`` and the same Rust WordPiece tokenizer truncated to ``max_tokens`` (``[SEP]`` kept
-last); the image is resized to the model's square ``img_size`` with Pillow bicubic (``decode_crop``'s
-call, the whole image as the crop) and normalised by ``normalize_images`` with the model config's CLIP
+last); the image is resized to the model's square ``img_size`` by the training loader's resize
+(``augment.resize_hwc``, torch's antialiased bicubic, the whole image as the crop) and normalised by ``normalize_images`` with the model config's CLIP
 mean / std. Because the whole image is resized without cropping, a normalised box maps back to the
 original image by scaling x by its width and y by its height (``xvlm.eval.metrics.boxes_to_original``).
 
@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
+from xvlm.data.augment import resize_hwc
 from xvlm.data.collate import build_fast_tokenizer, clean_caption, normalize_images
 from xvlm.errors import BadInput, MissingInput
 from xvlm.eval.checkpoint import load_checkpoint, resolve_checkpoint
@@ -78,8 +78,8 @@ class Predictor:
         """(1, 3, R, R) normalised float tensor on the device (the training loader's resize + normalise)."""
         img = open_image(image)
         res = self.model.cfg.vision.img_size
-        img = img.resize((res, res), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        x = TF.pil_to_tensor(img)[None].to(self.device)
+        hwc = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.size[1], img.size[0], 3)
+        x = resize_hwc(hwc, res)[None].to(self.device)
         return normalize_images(x, self.model.cfg.image_mean, self.model.cfg.image_std)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:

@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from tests.models.test_weights import reference_checkpoint
-from xvlm.data.augment import decode_crop
+from xvlm.data.augment import decode_crop_fast
 from xvlm.data.collate import build_fast_tokenizer, clean_caption, normalize_images
 from xvlm.data.shards import read_member
 from xvlm.inference import Predictor, load
@@ -52,9 +52,9 @@ def test_preprocessing_is_the_training_path(debug_ckpt: Path, tmp_path: Path) ->
     src = noise_image(150, 110)
     path = tmp_path / "x.jpg"
     src.save(path, quality=95)
-    # the loader's decode + resize of the whole image (no draft), then the loop's normalisation
-    want = normalize_images(TF.pil_to_tensor(decode_crop(path.read_bytes(), (150, 110), (0, 0, 150, 110), 96,
-                                                        draft=False))[None], p.model.cfg.image_mean,
+    # the loader's default decode + resize (fast_resize) of the whole image (no draft), then normalisation
+    want = normalize_images(TF.pil_to_tensor(decode_crop_fast(path.read_bytes(), (150, 110), (0, 0, 150, 110), 96,
+                                                             draft=False))[None], p.model.cfg.image_mean,
                             p.model.cfg.image_std)
     torch.testing.assert_close(p.image_tensor(path), want, rtol=0, atol=0)
     torch.testing.assert_close(p.image_tensor(Image.open(path)), want, rtol=0, atol=0)

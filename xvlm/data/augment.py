@@ -211,12 +211,17 @@ def decode_crop_fast(jpeg: bytes, size: tuple[int, int], crop: tuple[int, int, i
     x0, y0 = min(round(left * fx), img.size[0] - 1), min(round(top * fy), img.size[1] - 1)
     x1, y1 = max(x0 + 1, round((left + cw) * fx)), max(y0 + 1, round((top + ch) * fy))
     hwc = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.size[1], img.size[0], 3)
-    # a contiguous channels-last crop takes the uint8 SIMD path (a strided view of the whole image is ~2x
-    # slower); the output is planar (NCHW), and merging three "L" planes in Pillow is cheaper than a
-    # transposing copy to HWC
-    chw = hwc[y0:y1, x0:x1].contiguous().permute(2, 0, 1)[None]
-    out = torch.nn.functional.interpolate(chw, size=(res, res), mode="bicubic", antialias=True)[0].numpy()
+    out = resize_hwc(hwc[y0:y1, x0:x1], res).numpy()
+    # the output is planar (CHW), and merging three "L" planes in Pillow is cheaper than a transposing copy
     return Image.merge("RGB", [Image.frombuffer("L", (res, res), out[c], "raw", "L", 0, 1) for c in range(3)])
+
+
+def resize_hwc(hwc: torch.Tensor, res: int) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, res, res) uint8, torch's antialiased bicubic: the training loader's resize, also
+    what inference uses so that both see the same pixels. A contiguous channels-last input takes the uint8
+    SIMD path (a strided view of a whole image is ~2x slower)."""
+    chw = hwc.contiguous().permute(2, 0, 1)[None]
+    return torch.nn.functional.interpolate(chw, size=(res, res), mode="bicubic", antialias=True)[0]
 
 
 def _decode(jpeg: bytes, size: tuple[int, int], crop: tuple[int, int, int, int], res: int, draft: bool,
