@@ -349,16 +349,19 @@ FILE_FAULTS = [  # (file, how it is broken, the error's text)
     (COCO_INST["train2017"], b'{"images": [{"id": 1, "file_na', "unusable input (Invalid Input Error: "),
     (COCO_INST["train2017"], None, "input file not found"),
     (COCO_INST["train2017"], "dangling", "input file not found (a dangling link?)"),
+    (COCO_INST["train2017"], "folder", "a folder, not a file"),
 ]
 
 
-@pytest.mark.parametrize("rel,content,error", FILE_FAULTS, ids=["empty", "whitespace", "truncated", "missing", "dangling"])
+@pytest.mark.parametrize("rel,content,error", FILE_FAULTS, ids=["empty", "whitespace", "truncated", "missing", "dangling", "folder"])
 def test_unusable_file_is_an_error_of_that_file_only(tmp_path: Path, rel: str, content: Any, error: str) -> None:
     raw = lf.write_base(tmp_path / "raw")
     p = raw / rel
     p.unlink()
     if content == "dangling":
         p.symlink_to(raw / "nowhere.json")
+    elif content == "folder":
+        p.mkdir()
     elif content is not None:
         p.write_bytes(content)
     stats = _ingest(raw, "coco")
@@ -463,3 +466,17 @@ def test_cli_ingest_with_broken_files_ingests_the_rest_and_exits_2(tmp_path: Pat
     bad = _cli("ingest", str(raw), str(lake), "--file", "nonsense")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --file 'nonsense': expected SOURCE.FIELD")
     assert "Traceback" not in bad.stderr
+
+
+def test_cli_lake_path_that_is_a_file_and_unknown_source_are_one_line(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (tmp_path / "lake").write_text("not a folder")
+    r = _cli("ingest", str(raw), str(tmp_path / "lake"), "-s", "cc3m")
+    assert (r.returncode, r.stderr.strip().splitlines()) == (2, [
+        f"error: {tmp_path / 'lake'}: exists and is not a folder; give the output as a folder (or a path to create)"])
+    assert (tmp_path / "lake").read_text() == "not a folder"
+    r = _cli("ingest", str(raw), str(tmp_path / "lake2"), "-s", "cc3m", "-s", "nosuch")
+    assert (r.returncode, r.stderr.strip().splitlines()) == (2, [
+        "error: unknown source 'nosuch'; the sources are: coco, karpathy, flickr30k, vg, cc3m, cc12m, sbu, "
+        "objects365, openimages"])
+    assert not (tmp_path / "lake2").exists()  # nothing written before the check
