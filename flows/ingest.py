@@ -42,6 +42,7 @@ from xvlm.data.lake.ingest import failed_stats
 from xvlm.data.lake.sources import source_inputs
 from xvlm.data.lake.writer import is_current
 from xvlm.errors import BadInput
+from xvlm.fsio import require_folder
 
 
 class IngestErrors(BadInput):
@@ -82,6 +83,9 @@ def ingest(raw_root: str, out: str, sources: list[str] | None = None,
     log = get_run_logger()
     cfg = IngestConfig.from_dict({**(config or {}), "raw_root": raw_root, "out": out})
     cfg_dict = cfg.to_dict()
+    for source in sources or cfg.enabled_sources():
+        cfg.paths(source)  # an unknown source name: BadInput before anything runs
+    require_folder(cfg.out)
     cached_task = ingest_source_task.with_options(result_storage=Path(out).resolve() / "_prefect")
     stats: dict[str, Any] = {}
     todo = sources or cfg.enabled_sources()

@@ -48,6 +48,19 @@ def output_fault(exc: BaseException, path: str | Path | None = None) -> OutputFa
                        "rerun (finished work is kept, nothing partial was left)")
 
 
+def require_folder(path: str | Path) -> None:
+    """Raise :class:`~xvlm.errors.OutputFault` when the output folder ``path``, or the nearest of its
+    parents that exists, is not a folder (a file named like the lake): the writers' ``mkdir`` would
+    fail with ENOTDIR / EEXIST deep inside a stage, which no retry or rerun can fix."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.is_dir():
+            return
+        if q.exists() or q.is_symlink():
+            raise OutputFault(f"{q}: exists and is not a folder; give the output as a folder (or a path to "
+                              "create)")
+
+
 def is_transient_io(exc: BaseException) -> bool:
     """Whether a retry may help: an ``OSError`` other than a bad path or a :data:`FAULT_ERRNOS` fault
     (EIO, ETIMEDOUT, ECONNRESET, ESTALE of a network file system, a refused connection...). Bad input

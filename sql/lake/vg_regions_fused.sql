@@ -46,7 +46,7 @@ px AS (  -- x, y, w, h are used only where parse_reason is NULL, i.e. where each
     SELECT
         image_key, img_key, img_reason, iw, ih, n, k,
         json_text(coalesce(r.region_id, r.id)) AS box_id,
-        json_text(r.x) AS c0, json_text(r.y) AS c1, json_text(r.width) AS c2, json_text(r.height) AS c3,
+        r.x AS jx, r.y AS jy, r.width AS jw, r.height AS jh,  -- as text in `raw` only (quarantined rows)
         CASE WHEN starts_with(ph_txt, '"') THEN r.phrase ->> '$' END AS label,
         x, y, w, h,
         coalesce(json_int_check(id_field, img_id, img_txt), json_int_check('region_id', coalesce(r.region_id, r.id), rid_txt),
@@ -90,6 +90,6 @@ SELECT
     CASE WHEN final_reason IS NOT NULL THEN '[' || (n - 1) || '].regions[' || k || ']' END AS locator,
     final_reason AS reason,
     CASE WHEN final_reason IS NOT NULL THEN to_json({
-        'image_key': image_key, 'box_id': box_id, 'coords': 'xywh', 'c': [c0, c1, c2, c3], 'label': label,
+        'image_key': image_key, 'box_id': box_id, 'coords': 'xywh', 'c': [json_text(jx), json_text(jy), json_text(jw), json_text(jh)], 'label': label,
         'image_width': iw, 'image_height': ih, 'image_reason': img_reason}) END AS raw
 FROM rr

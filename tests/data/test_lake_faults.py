@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -349,16 +350,19 @@ FILE_FAULTS = [  # (file, how it is broken, the error's text)
     (COCO_INST["train2017"], b'{"images": [{"id": 1, "file_na', "unusable input (Invalid Input Error: "),
     (COCO_INST["train2017"], None, "input file not found"),
     (COCO_INST["train2017"], "dangling", "input file not found (a dangling link?)"),
+    (COCO_INST["train2017"], "folder", "a folder, not a file"),
 ]
 
 
-@pytest.mark.parametrize("rel,content,error", FILE_FAULTS, ids=["empty", "whitespace", "truncated", "missing", "dangling"])
+@pytest.mark.parametrize("rel,content,error", FILE_FAULTS, ids=["empty", "whitespace", "truncated", "missing", "dangling", "folder"])
 def test_unusable_file_is_an_error_of_that_file_only(tmp_path: Path, rel: str, content: Any, error: str) -> None:
     raw = lf.write_base(tmp_path / "raw")
     p = raw / rel
     p.unlink()
     if content == "dangling":
         p.symlink_to(raw / "nowhere.json")
+    elif content == "folder":
+        p.mkdir()
     elif content is not None:
         p.write_bytes(content)
     stats = _ingest(raw, "coco")
@@ -463,3 +467,59 @@ def test_cli_ingest_with_broken_files_ingests_the_rest_and_exits_2(tmp_path: Pat
     bad = _cli("ingest", str(raw), str(lake), "--file", "nonsense")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --file 'nonsense': expected SOURCE.FIELD")
     assert "Traceback" not in bad.stderr
+
+
+def test_cli_lake_path_that_is_a_file_and_unknown_source_are_one_line(tmp_path: Path) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (tmp_path / "lake").write_text("not a folder")
+    r = _cli("ingest", str(raw), str(tmp_path / "lake"), "-s", "cc3m")
+    assert (r.returncode, r.stderr.strip().splitlines()) == (2, [
+        f"error: {tmp_path / 'lake'}: exists and is not a folder; give the output as a folder (or a path to create)"])
+    assert (tmp_path / "lake").read_text() == "not a folder"
+    r = _cli("ingest", str(raw), str(tmp_path / "lake2"), "-s", "cc3m", "-s", "nosuch")
+    assert (r.returncode, r.stderr.strip().splitlines()) == (2, [
+        "error: unknown source 'nosuch'; the sources are: coco, karpathy, flickr30k, vg, cc3m, cc12m, sbu, "
+        "objects365, openimages"])
+    assert not (tmp_path / "lake2").exists()  # nothing written before the check
+
+
+def test_cli_every_file_fault_at_once_one_line_each(tmp_path: Path) -> None:
+    """Each file-level fault of FILE_FAULTS planted in a different file of one raw tree, with record
+    faults (the TSV's bad lines) beside them: one `error:` line per broken file, exit 2, no traceback,
+    and the other files of the same sources loaded."""
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / COCO_INST["train2017"]).write_bytes(b"")
+    (raw / lf.O365).write_bytes(b"  \n\t\n")
+    (raw / VG["region_descriptions"]).write_bytes(b'[{"id": 1, "regions": [')
+    (raw / COCO_CAP["val2017"]).unlink()
+    (raw / OI_CLASSES).unlink()
+    (raw / OI_CLASSES).symlink_to(raw / "nowhere.csv")
+    (raw / VG["attributes"]).unlink()
+    (raw / VG["attributes"]).mkdir()
+    lines = lf.tsv_lines()
+    lines[2:2] = [f[1] for f in TSV_FAULTS]
+    (raw / CC3M).write_bytes(b"\n".join(lines) + b"\n")
+    r = _cli("ingest", str(raw), str(tmp_path / "lake"), "-s", "coco", "-s", "objects365", "-s", "vg",
+             "-s", "openimages", "-s", "cc3m")
+    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    want = {f"error: coco: {COCO_CAP['val2017']}: input file not found",
+            f"error: coco: {COCO_INST['train2017']}: empty file (0 bytes)",
+            f"error: vg: {VG['attributes']}: a folder, not a file",
+            f"error: objects365: {lf.O365}: only whitespace (5 bytes)",
+            f"error: openimages: {OI_CLASSES}: input file not found (a dangling link?)"}
+    assert want <= set(errs)
+    assert [e for e in errs if e not in want] == [
+        next(e for e in errs if e.startswith(f"error: vg: {VG['region_descriptions']}: unusable input (")),
+        "error: 6 input files could not be used (listed above); everything else was ingested"]
+    stats = lake_stats(tmp_path / "lake")
+    for source in ("coco", "vg", "openimages", "cc3m"):  # objects365's one file failed: it wrote nothing
+        check_counts(stats[source])
+    assert "objects365" not in stats
+    # the other files were read (the CLI checks image files, and this tree has none: image_not_loaded)
+    assert stats["coco"]["files"][COCO_CAP["train2017"]]["captions"]["rows_in"] == 4
+    assert stats["vg"]["files"][VG["objects"]]["objects"]["rows_in"] == 4
+    assert stats["cc3m"]["files"][CC3M]["images"]["rows_in"] == len(lines)
+    q = stats["cc3m"]["files"][CC3M]["images"]["quarantined"]
+    want_lines = Counter(f[2] for f in TSV_FAULTS)
+    assert {r: q.get(r) for r in want_lines} == dict(want_lines)

@@ -201,6 +201,8 @@ class IngestConfig:
     def paths(self, source: str) -> Any:
         """``source``'s path section with every file alternative resolved to the one name read
         (:meth:`pick`), so the parse, the fingerprint and the quarantine all see one plain string."""
+        if source not in SOURCES:
+            raise BadInput(f"unknown source {source!r}; the sources are: {', '.join(SOURCES)}")
         p = getattr(self, source)
         if p is None:
             raise BadInput(f"source {source!r} is disabled in the config")

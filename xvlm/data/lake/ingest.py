@@ -33,6 +33,7 @@ from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.data.lake.views import write_lake_db
 from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_source_partitions
 from xvlm.errors import BadInput
+from xvlm.fsio import require_folder
 
 _CANDIDATES = {"cand_images": "empty_images", "cand_captions": "empty_captions", "cand_boxes": "empty_boxes",
                "cand_splits": "empty_splits", "cand_rejects": "empty_rejects",
@@ -225,6 +226,9 @@ def ingest_lake(cfg: IngestConfig, sources: list[str] | None = None, force: bool
     """
     out: dict[str, dict[str, Any]] = {}
     todo = sources or cfg.enabled_sources()
+    for source in todo:
+        cfg.paths(source)  # an unknown source name: one line before anything is written
+    require_folder(cfg.out)
     with progress.task("ingest", total=len(todo), unit="source") as bar:
         for source in todo:
             inp = source_inputs(cfg, source)

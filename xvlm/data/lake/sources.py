@@ -76,6 +76,8 @@ def _need(cfg: IngestConfig, rel: str) -> Path:
     """The file ``rel`` names, checked usable as a whole: present, readable, not empty or blank,
     valid UTF-8 (JSON). Anything else is a :class:`LakeInputError` naming it (a file-level error)."""
     p = cfg.resolve(rel)
+    if p.is_dir():
+        raise LakeInputError(rel, "a folder, not a file")
     if not p.is_file():
         raise LakeInputError(rel, "input file not found" + (" (a dangling link?)" if p.is_symlink() else ""))
     try:
