@@ -30,6 +30,18 @@ _INPUT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckd
                  duckdb.IOException)
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*$", re.IGNORECASE)
+
+
+def limit_bytes(limit: str) -> int:
+    """Bytes of a DuckDB size setting such as ``memory_limit``: ``2GB`` (10^9), ``2GiB`` (2^30), ``500MB``."""
+    m = _SIZE.match(limit)
+    if not m:
+        raise ValueError(f"not a DuckDB size: {limit!r} (e.g. 2GB, 512MiB)")
+    base = 1024 if m.group(3) else 1000
+    return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
+
+
 @cache
 def load_sql(name: str) -> str:
     """The text of ``sql/<name>.sql`` (``name`` like ``lake/vg_regions``); exactly one statement."""
