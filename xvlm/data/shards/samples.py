@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from xvlm.data.lake.sqlrun import SqlRunner, limit_bytes, view_ddl
+from xvlm.data.lake.sqlrun import SqlRunner, limit_bytes, memory_error, view_ddl
 from xvlm.data.shards.images import PROBE_SCHEMA, probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
@@ -178,7 +178,10 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
     except OSError as exc:
         raise (output_fault(exc, out) or exc) from exc
     try:
-        return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+        try:
+            return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+        except duckdb.OutOfMemoryException as exc:
+            raise memory_error(exc, f"samples of recipe {recipe.name!r}", memory_limit, out) from exc
     except BaseException:
         if created:  # no half-made build folder from this call (a full disk, a kill is resumed by the plan)
             shutil.rmtree(out, ignore_errors=True)
