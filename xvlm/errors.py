@@ -28,6 +28,11 @@ class OutputFault(BadInput):
     purpose: retrying it cannot help (flows/retry.py), and the CLI prints it as one line, exit 2."""
 
 
+class ResourceLimit(BadInput):
+    """A stage ran out of the memory or temporary disk it was given (DuckDB's ``memory_limit``, its spill
+    folder): the message names the stage, the limit and the folder, and how to give it more."""
+
+
 class BadKey(BadInput, KeyError):
     """A name the user gave (a model config, a sample key, a checkpoint tensor) is not known (also a
     ``KeyError``). ``str()`` is the plain message, not KeyError's quoted repr."""

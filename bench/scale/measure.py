@@ -45,26 +45,27 @@ def run_ingest(raw: Path, lake: Path, source: str, threshold: int | None = None,
     return ingest_source(ingest_config(raw, lake, **over), source, force=True)
 
 
-def synthetic_probe(raw_root: str | Path, rows: Any, workers: int = 4) -> pa.Table:
+def synthetic_probe(raw_root: str | Path, rows: Any, workers: int = 4, min_side: int = 1) -> pa.Table:
     """The probe's table without reading images: sizes as the lake says, sha256 = the lake's when it
     has one (web sources: img2dataset's), else a hash of the key."""
     import hashlib
 
-    from xvlm.data.shards.images import PROBE_SCHEMA
+    from xvlm.data.shards.images import PROBE_SCHEMA, STORED_AS_IS
     rows = list(rows)
     keys = [r[0] for r in rows]
     return pa.table({
         "image_key": keys, "status": ["ok"] * len(rows),
         "sha256": [hashlib.sha256(k.encode()).hexdigest() for k in keys],
         "file_width": [r[3] or 640 for r in rows], "file_height": [r[4] or 480 for r in rows],
-        "nbytes": [150_000] * len(rows)}, schema=PROBE_SCHEMA)
+        "nbytes": [150_000] * len(rows), "image_format": [STORED_AS_IS] * len(rows)}, schema=PROBE_SCHEMA)
 
 
-def run_samples(raw: Path, lake: Path, recipe: str, out: Path) -> dict[str, Any]:
+def run_samples(raw: Path, lake: Path, recipe: str, out: Path, memory_limit: str | None = None) -> dict[str, Any]:
     from xvlm.data.shards import samples
     from xvlm.data.shards.recipe import load_recipe
     samples.probe_images = synthetic_probe
-    plan = samples.build_samples(lake, raw, out, load_recipe(recipe), force=True)
+    over = {"memory_limit": memory_limit} if memory_limit else {}
+    plan = samples.build_samples(lake, raw, out, load_recipe(recipe), force=True, **over)
     return {"n_shards": plan["n_shards"], "stats": plan["stats"], "seconds": plan.get("seconds")}
 
 
@@ -106,6 +107,7 @@ def child(argv: list[str], rss_cap: int = 7 << 30) -> dict[str, Any]:
     else:
         lines = stderr.strip().splitlines() or ["?"]
         out["error"] = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1])[:400]
+        out["stderr_tail"] = stderr[-4000:]  # the whole message (DuckDB's last line is only its tuning hint)
     return out
 
 
@@ -152,12 +154,12 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--json-stream-threshold", type=int, default=None,
                     help="IngestConfig.json_stream_threshold (e.g. 1e12: every file parsed whole, the old path)")
-    ap.add_argument("--memory-limit", default=None, help="IngestConfig.memory_limit (default 2GB)")
+    ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit of the stages (default 2GB)")
     ap.add_argument("--label", default="", help="appended to the stage name in the table")
     a = ap.parse_args()
     if a.child:  # inside the measured process
         if a.samples:
-            res = run_samples(a.raw, a.lake, a.samples, a.build)
+            res = run_samples(a.raw, a.lake, a.samples, a.build, a.memory_limit)
         else:
             res = run_ingest(a.raw, a.lake, a.sources[0], a.json_stream_threshold, a.memory_limit)
         ru = resource.getrusage(resource.RUSAGE_SELF)  # this process and its threads (DuckDB's too)
@@ -182,7 +184,9 @@ def main() -> None:
         build = a.build or a.lake.parent / f"build-{a.samples}"
         from xvlm.data.lake.views import write_lake_db
         write_lake_db(a.lake)
-        r = {"stage": f"samples {a.samples}", "scale": scale, **child([*base, "--samples", a.samples, "--build", str(build)])}
+        mem = ["--memory-limit", a.memory_limit] if a.memory_limit else []
+        r = {"stage": f"samples {a.samples}{a.label}", "scale": scale,
+             **child([*base, "--samples", a.samples, "--build", str(build), *mem])}
         r["disk_mb"] = round(_du(build) / 1e6, 1)
         rows.append(r)
         print(json.dumps(r), flush=True)

@@ -23,13 +23,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from xvlm import progress
 from xvlm.data.lake import fingerprint as fp
 from xvlm.data.lake.config import IngestConfig, LakeInputError, VgPaths
 from xvlm.data.lake.fused import FusedRegions, fused_vg_regions
 from xvlm.data.lake.images import check_images
 from xvlm.data.lake.sources import PARSERS, parse_vg_regions, source_inputs, source_settings
-from xvlm.data.lake.sqlrun import SqlRunner
+from xvlm.data.lake.sqlrun import SqlRunner, memory_error
 from xvlm.data.lake.views import write_lake_db
 from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_source_partitions
 from xvlm.errors import BadInput
@@ -122,7 +124,10 @@ def ingest_source(cfg: IngestConfig, source: str, fingerprint: str | None = None
             m = read_manifest(cfg.out, source) or {}
             return {**m.get("stats", {}), "skipped": True}
     try:
-        return _ingest(cfg, source, paths, fingerprint, pending)
+        try:
+            return _ingest(cfg, source, paths, fingerprint, pending)
+        except duckdb.OutOfMemoryException as exc:
+            raise memory_error(exc, f"ingest of source {source!r}", cfg.memory_limit, cfg.out / "_tmp") from exc
     except BaseException:
         if pending is not None:
             pending.result()  # a missing input file, as the fingerprint words it, names the cause best

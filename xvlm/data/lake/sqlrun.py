@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from xvlm.data.lake.config import LakeInputError
+from xvlm.errors import ResourceLimit
 
 SQL_ROOT = Path(os.environ.get("XVLM_SQL_DIR", Path(__file__).resolve().parents[3] / "sql"))
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -28,6 +29,25 @@ _FILE_IN_ERROR = re.compile(r'file "([^"]+)"|"([^"]+\.(?:json|tsv|csv|parquet))"
 _MACROS = ("macro_json_kind", "macro_json_check", "macro_json_text", "macro_json_num_check", "macro_json_int_check")
 _INPUT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
                  duckdb.IOException)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*$", re.IGNORECASE)
+
+
+def limit_bytes(limit: str) -> int:
+    """Bytes of a DuckDB size setting such as ``memory_limit``: ``2GB`` (10^9), ``2GiB`` (2^30), ``500MB``."""
+    m = _SIZE.match(limit)
+    if not m:
+        raise ValueError(f"not a DuckDB size: {limit!r} (e.g. 2GB, 512MiB)")
+    base = 1024 if m.group(3) else 1000
+    return int(float(m.group(1)) * base ** " KMGT".index(m.group(2).upper() or " "))
+
+
+def memory_error(exc: BaseException, stage: str, memory_limit: str, temp_dir: Path | None) -> ResourceLimit:
+    """DuckDB's OutOfMemoryException as one line naming the stage, its limit and its spill folder."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ResourceLimit(f"{stage}: DuckDB ran out of memory at memory_limit {memory_limit} ({first}); raise "
+                         f"memory_limit or free disk for its temporary files in {temp_dir or 'the working folder'}")
 
 
 @cache

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
+from xvlm.data.lake.sqlrun import SqlRunner, limit_bytes, memory_error, view_ddl
 from xvlm.data.shards.images import PROBE_SCHEMA, probe_images
 from xvlm.data.shards.recipe import Recipe, build_id, recipe_hash
 from xvlm.data.shards.writer import _crash_point
@@ -37,6 +37,11 @@ LAKE_TABLES = ("images", "captions", "objects", "regions", "splits")
 PLAN_FILE = "samples.json"
 PROBE_FILE = "probe.parquet"  # the probe's results while the step runs (removed at its end)
 _PROBE_BATCH = 1 << 17
+_BYTES_PER_TEXT = 2048
+"""DuckDB memory_limit per kept text of one part of ``sample_rows`` (:func:`_sample_rows`): DuckDB cannot
+spill an aggregate with ORDER BY inside it (the per-sample caption and concept lists), so it is built in
+key ranges of memory_limit / this many texts (1M at the default 2GB). Measured: bench/RESULTS.md, issue 15."""
+_TEXTS_PER_PART: int | None = None  # a fixed part size instead (tests)
 
 
 def lake_parts(lake_root: Path, table: str, sources: list[str] | None) -> list[str]:
@@ -135,6 +140,17 @@ def _probe(run: SqlRunner, raw_root: Path, path: Path, workers: int, min_side: i
     run.con.execute(view_ddl("probe", "views/parquet_parts", temp=True, files=str(path)))
 
 
+def _sample_rows(run: SqlRunner, memory_limit: str) -> None:
+    """Table ``sample_rows``, one key range of ``sample_parts`` at a time (same rows as one pass: a
+    sample's texts all carry its key, so it lies in one range whole; ``tests/shards`` checks it). Why:
+    the list aggregation of the whole corpus at once ran out of DuckDB's memory_limit at 16M images."""
+    per_part = _TEXTS_PER_PART or max(1, limit_bytes(memory_limit) // _BYTES_PER_TEXT)
+    parts = run.query("sample_parts", per_part=per_part) or [(None, None)]  # none: the empty table
+    run.create("sample_rows", "sample_rows", lo=parts[0][0], hi=parts[0][1])
+    for lo, hi in parts[1:]:
+        run.insert("sample_rows", "sample_rows", lo=lo, hi=hi)
+
+
 def read_plan(out: Path) -> dict[str, Any] | None:
     p = Path(out) / PLAN_FILE
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
@@ -162,7 +178,10 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
     except OSError as exc:
         raise (output_fault(exc, out) or exc) from exc
     try:
-        return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+        try:
+            return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+        except duckdb.OutOfMemoryException as exc:
+            raise memory_error(exc, f"samples of recipe {recipe.name!r}", memory_limit, out) from exc
     except BaseException:
         if created:  # no half-made build folder from this call (a full disk, a kill is resumed by the plan)
             shutil.rmtree(out, ignore_errors=True)
@@ -185,7 +204,7 @@ def _build_samples(lake_root: Path, raw_root: Path, out: Path, recipe: Recipe, w
         run.create("caption_cands", "caption_candidates", max_captions=recipe.max_captions_per_image)
         run.create("concept_cands", "concept_candidates", include_groups=recipe.include_groups,
                    max_concepts=recipe.max_concepts_per_image)
-        run.create("sample_rows", "sample_rows")
+        _sample_rows(run, memory_limit)
         n_samples = run.query("sample_count")[0][0]
         n_shards = max(1, math.ceil(n_samples / recipe.shard_size))
         run.create("samples", "samples", n_shards=n_shards, seed=recipe.seed)
