@@ -128,3 +128,23 @@ def test_a_part_that_does_not_parse_fails_naming_the_file(raw: Path, tmp_path: P
         ingest_source(cfg, "objects365")
     assert not any((cfg.out / t / "source=objects365").exists() for t in TABLES)  # no partial lake
     assert not list((cfg.out / "_tmp").glob("*"))  # and no part files left behind
+
+
+def test_categories_of_a_parted_file_without_annotations_are_counted(tmp_path: Path) -> None:
+    """A file parsed in parts whose annotations are empty (or absent) still counts its categories, exactly as
+    the whole-file parse does."""
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(1, 400)]
+    cats = [{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}, {"id": 2, "name": "again"}]
+    stats = {}
+    for anns in ([], None):
+        doc = {"images": images, "categories": cats} | ({} if anns is None else {"annotations": anns})
+        raw = tmp_path / f"raw-{anns is None}"
+        (raw / "coco/annotations").mkdir(parents=True)
+        (raw / "coco/annotations/instances_train2017.json").write_text(json.dumps(doc))
+        (raw / "coco/annotations/captions_train2017.json").write_text(json.dumps({"images": images[:1], "annotations": [
+            {"id": 1, "image_id": 1, "caption": "a person on a bicycle"}]}))
+        for name, threshold in (("whole", 1 << 30), ("parted", 8_000)):
+            cfg = _cfg(raw, tmp_path / f"{name}-{anns is None}", json_stream_threshold=threshold)
+            stats[name] = ingest_source(cfg, "coco")["entities"]
+        assert stats["whole"] == stats["parted"]
+        assert stats["parted"]["categories"] == {"rows_in": 3, "loaded": 2, "quarantined": {"duplicate_id": 1}}

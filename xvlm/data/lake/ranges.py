@@ -301,7 +301,8 @@ def cocofmt_parts(path: Path, members: dict[str, Member], dest_dir: Path
                   ) -> Iterator[tuple[str, Path, tuple[int, int]]]:
     """Write the parts of a COCO-format file one at a time and yield ``(member, part file, byte span)``:
     ``{"images": [run]}`` for each run of images, ``{"categories": <the file's>, "annotations": [run]}``
-    for each run of annotations. The caller parses and deletes each part before asking for the next."""
+    for each run of annotations (one with no annotations when the file has none, so that its categories are
+    still counted). The caller parses and deletes each part before asking for the next."""
     cats = members.get("categories")
     head_ann = b'{"annotations": ['
     if cats is not None:
@@ -314,10 +315,16 @@ def cocofmt_parts(path: Path, members: dict[str, Member], dest_dir: Path
     dest_dir.mkdir(parents=True, exist_ok=True)
     for key in _PARTED:
         m = members.get(key)
+        if m is not None and not m.is_array:
+            raise JsonShapeError(f"{key} is not an array")
+        if key == "annotations" and cats is not None and (m is None or not m.elements):
+            # no annotations: one part that carries the categories alone, so they are still counted
+            part = dest_dir / f"{key}-0.json"
+            copy_span(path, 0, 0, part, head_ann, b"]}")
+            yield key, part, cats.value
+            continue
         if m is None:
             continue
-        if not m.is_array:
-            raise JsonShapeError(f"{key} is not an array")
         head = b'{"images": [' if key == "images" else head_ann
         for k, (a, z) in enumerate(m.elements):
             part = dest_dir / f"{key}-{k}.json"
