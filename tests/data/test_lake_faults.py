@@ -481,6 +481,10 @@ def test_cli_lake_path_that_is_a_file_and_unknown_source_are_one_line(tmp_path: 
         "error: unknown source 'nosuch'; the sources are: coco, karpathy, flickr30k, vg, cc3m, cc12m, sbu, "
         "objects365, openimages"])
     assert not (tmp_path / "lake2").exists()  # nothing written before the check
+    r = _cli("ingest", str(tmp_path / "noraw"), str(tmp_path / "lake3"))  # was 9 "not found" lines, one per source
+    assert (r.returncode, r.stderr.strip().splitlines()) == (2, [
+        f"error: {tmp_path / 'noraw'}: raw root not found (the folder holding the sources' files)"])
+    assert not (tmp_path / "lake3").exists()
 
 
 def test_cli_every_file_fault_at_once_one_line_each(tmp_path: Path) -> None:

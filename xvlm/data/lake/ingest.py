@@ -34,7 +34,7 @@ from xvlm.data.lake.sources import PARSERS, parse_vg_regions, source_inputs, sou
 from xvlm.data.lake.sqlrun import SqlRunner, memory_error
 from xvlm.data.lake.views import write_lake_db
 from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_source_partitions
-from xvlm.errors import BadInput
+from xvlm.errors import BadInput, MissingInput
 from xvlm.fsio import require_folder
 
 _CANDIDATES = {"cand_images": "empty_images", "cand_captions": "empty_captions", "cand_boxes": "empty_boxes",
@@ -233,6 +233,8 @@ def ingest_lake(cfg: IngestConfig, sources: list[str] | None = None, force: bool
     todo = sources or cfg.enabled_sources()
     for source in todo:
         cfg.paths(source)  # an unknown source name: one line before anything is written
+    if not Path(cfg.raw_root).is_dir():  # else every input file of every source is reported missing
+        raise MissingInput(f"{cfg.raw_root}: raw root not found (the folder holding the sources' files)")
     require_folder(cfg.out)
     with progress.task("ingest", total=len(todo), unit="source") as bar:
         for source in todo:
