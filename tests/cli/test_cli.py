@@ -47,10 +47,14 @@ def test_sample_corpus_writes_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_ingest_names_the_missing_file(tmp_path: Path) -> None:
-    result = _xvlm("ingest", str(tmp_path / "nowhere"), str(tmp_path / "lake"), "--source", "vg")
+    (tmp_path / "raw").mkdir()  # the raw root exists, the source's files do not
+    result = _xvlm("ingest", str(tmp_path / "raw"), str(tmp_path / "lake"), "--source", "vg")
     assert result.returncode == 2
     line = result.stderr.strip()
-    assert "\n" not in line and "image_data.json" in line, result.stderr
+    assert "\n" not in line and "vg/image_data.json" in line and "not found" in line, result.stderr
+    result = _xvlm("ingest", str(tmp_path / "nowhere"), str(tmp_path / "lake"), "--source", "vg")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nowhere'}: raw root not found (the folder holding the sources' files)"
 
 
 def test_lake_stats_on_a_missing_lake_is_one_line(tmp_path: Path) -> None:
