@@ -156,8 +156,17 @@ def main() -> None:
                     help="IngestConfig.json_stream_threshold (e.g. 1e12: every file parsed whole, the old path)")
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit of the stages (default 2GB)")
     ap.add_argument("--label", default="", help="appended to the stage name in the table")
+    ap.add_argument("--sql-log", type=Path, default=None,
+                    help="append each SQL query's name and seconds here (which query a stage's time goes to)")
     a = ap.parse_args()
     if a.child:  # inside the measured process
+        if a.sql_log:
+            import logging
+            h = logging.FileHandler(a.sql_log)
+            h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            sql_log = logging.getLogger("xvlm.data.lake.sqlrun")
+            sql_log.addHandler(h)
+            sql_log.setLevel(logging.DEBUG)
         if a.samples:
             res = run_samples(a.raw, a.lake, a.samples, a.build, a.memory_limit)
         else:
@@ -168,7 +177,7 @@ def main() -> None:
     if a.report:
         print(report(a.report))
         return
-    base = ["--raw", str(a.raw), "--lake", str(a.lake)]
+    base = ["--raw", str(a.raw), "--lake", str(a.lake), *(["--sql-log", str(a.sql_log)] if a.sql_log else [])]
     counts = a.raw / "counts.json"
     scale = json.loads(counts.read_text())["scale"] if counts.is_file() else None
     rows = []

@@ -9,8 +9,10 @@ so the file paths a view reads are written into its text as quoted literals ther
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -22,6 +24,7 @@ import pyarrow as pa
 from xvlm.data.lake.config import LakeInputError
 from xvlm.errors import ResourceLimit
 
+log = logging.getLogger(__name__)
 SQL_ROOT = Path(os.environ.get("XVLM_SQL_DIR", Path(__file__).resolve().parents[3] / "sql"))
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -173,10 +176,13 @@ class SqlRunner:
         sql, bound = self._bind(name, params, ctes)
         if "stage_path" in params:
             bound["stage_path"] = params["stage_path"]
+        t0 = time.perf_counter()
         try:
             return self.con.execute(wrapper.replace("{q}", sql), bound)
         except _INPUT_ERRORS as exc:
             raise self._input_error(exc, name, file) from exc
+        finally:  # per-query cost, for profiling a stage at scale (bench.scale.measure --sql-log)
+            log.debug("sql/%s/%s.sql %.2f s", self.prefix, name, time.perf_counter() - t0)
 
     def _input_error(self, exc: BaseException, name: str, file: str | Path | None) -> LakeInputError:
         """A DuckDB error about the data as :class:`LakeInputError` naming ``file`` (or the file in the message)."""
@@ -282,7 +288,11 @@ class SqlRunner:
 
     def query(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         sql, bound = self._bind(name, params)
-        return self.con.execute(sql, bound).fetchall()
+        t0 = time.perf_counter()
+        try:
+            return self.con.execute(sql, bound).fetchall()
+        finally:
+            log.debug("sql/%s/%s.sql %.2f s", self.prefix, name, time.perf_counter() - t0)
 
     def count(self, table: str) -> int:
         return int(self.con.execute(f"SELECT count(*) FROM {_ident(table)}").fetchall()[0][0])  # noqa: S608
