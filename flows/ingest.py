@@ -31,14 +31,13 @@ from flows.retry import IO_RETRIES
 from xvlm import progress
 from xvlm.data.lake import (
     IngestConfig,
-    LakeInputError,
     format_source_stats,
     ingest_errors,
     ingest_source,
     source_fingerprint,
     write_lake_db,
 )
-from xvlm.data.lake.ingest import failed_stats
+from xvlm.data.lake.ingest import SOURCE_ERRORS, failed_stats
 from xvlm.data.lake.sources import source_inputs
 from xvlm.data.lake.writer import is_current
 from xvlm.errors import BadInput
@@ -99,7 +98,7 @@ def ingest(raw_root: str, out: str, sources: list[str] | None = None,
             try:
                 fp = fingerprint_source(cfg_dict, source)
                 stats[source] = cached_task(cfg_dict, source, fp, is_current(cfg.out, source, fp))
-            except LakeInputError as exc:  # no file of the source usable: it writes nothing, the rest goes on
+            except SOURCE_ERRORS as exc:  # no file of the source usable, or out of memory: it writes nothing, the rest goes on
                 stats[source] = failed_stats(source, exc)
             bar.advance(last=source)
             log.info("%s", format_source_stats(stats[source]))

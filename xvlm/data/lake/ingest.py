@@ -34,7 +34,7 @@ from xvlm.data.lake.sources import PARSERS, parse_vg_regions, source_inputs, sou
 from xvlm.data.lake.sqlrun import SqlRunner, memory_error
 from xvlm.data.lake.views import write_lake_db
 from xvlm.data.lake.writer import TABLES, is_current, read_manifest, write_source_partitions
-from xvlm.errors import BadInput, MissingInput
+from xvlm.errors import BadInput, MissingInput, ResourceLimit
 from xvlm.fsio import require_folder
 
 _CANDIDATES = {"cand_images": "empty_images", "cand_captions": "empty_captions", "cand_boxes": "empty_boxes",
@@ -210,8 +210,17 @@ class SourceFailed(LakeInputError):
         self.errors = errors
 
 
-def failed_stats(source: str, exc: LakeInputError) -> dict[str, Any]:
+SOURCE_ERRORS = (LakeInputError, ResourceLimit)
+"""What fails one source and not the ingest: no file of it usable, or DuckDB out of memory on it (the
+other sources may fit; each source gets the whole ``memory_limit``)."""
+ALL_FILES = "(all files)"  # the ``file`` of a source-wide error (out of memory): no one file is to blame
+
+
+def failed_stats(source: str, exc: LakeInputError | ResourceLimit) -> dict[str, Any]:
     """The stats entry of a source that wrote nothing: its errors, no entities."""
+    if isinstance(exc, ResourceLimit):
+        return {"source": source, "skipped": False, "failed": True, "entities": {}, "files": {},
+                "errors": [{"file": ALL_FILES, "error": str(exc)}]}
     errors = getattr(exc, "errors", None) or {exc.file: exc.detail}
     return {"source": source, "skipped": False, "failed": True, "entities": {}, "files": {},
             "errors": [{"file": f, "error": d} for f, d in errors.items()]}
@@ -246,7 +255,7 @@ def ingest_lake(cfg: IngestConfig, sources: list[str] | None = None, force: bool
                 continue
             try:
                 out[source] = ingest_source(cfg, source, force=force)
-            except LakeInputError as exc:
+            except SOURCE_ERRORS as exc:
                 out[source] = failed_stats(source, exc)
             bar.advance(last=source)
             if log:
