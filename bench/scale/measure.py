@@ -37,11 +37,13 @@ def ingest_config(raw: Path, lake: Path, **over: Any):  # noqa: ANN201 - IngestC
 
 
 def run_ingest(raw: Path, lake: Path, source: str, threshold: int | None = None,
-               memory_limit: str | None = None) -> dict[str, Any]:
+               memory_limit: str | None = None, threads: int | None = None) -> dict[str, Any]:
     from xvlm.data.lake.ingest import ingest_source
     over: dict[str, Any] = {} if threshold is None else {"json_stream_threshold": threshold}
     if memory_limit:
         over["memory_limit"] = memory_limit
+    if threads:
+        over["threads"] = threads
     return ingest_source(ingest_config(raw, lake, **over), source, force=True)
 
 
@@ -60,11 +62,14 @@ def synthetic_probe(raw_root: str | Path, rows: Any, workers: int = 4, min_side:
         "nbytes": [150_000] * len(rows), "image_format": [STORED_AS_IS] * len(rows)}, schema=PROBE_SCHEMA)
 
 
-def run_samples(raw: Path, lake: Path, recipe: str, out: Path, memory_limit: str | None = None) -> dict[str, Any]:
+def run_samples(raw: Path, lake: Path, recipe: str, out: Path, memory_limit: str | None = None,
+                threads: int | None = None) -> dict[str, Any]:
     from xvlm.data.shards import samples
     from xvlm.data.shards.recipe import load_recipe
     samples.probe_images = synthetic_probe
-    over = {"memory_limit": memory_limit} if memory_limit else {}
+    over: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit else {}
+    if threads:
+        over["threads"] = threads
     plan = samples.build_samples(lake, raw, out, load_recipe(recipe), force=True, **over)
     return {"n_shards": plan["n_shards"], "stats": plan["stats"], "seconds": plan.get("seconds")}
 
@@ -156,6 +161,8 @@ def main() -> None:
                     help="IngestConfig.json_stream_threshold (e.g. 1e12: every file parsed whole, the old path)")
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit of the stages (default 2GB)")
     ap.add_argument("--label", default="", help="appended to the stage name in the table")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="DuckDB threads of the stages (default: theirs, 2); 1 = CPU time without parallel overhead")
     ap.add_argument("--sql-log", type=Path, default=None,
                     help="append each SQL query's name and seconds here (which query a stage's time goes to)")
     a = ap.parse_args()
@@ -168,16 +175,17 @@ def main() -> None:
             sql_log.addHandler(h)
             sql_log.setLevel(logging.DEBUG)
         if a.samples:
-            res = run_samples(a.raw, a.lake, a.samples, a.build, a.memory_limit)
+            res = run_samples(a.raw, a.lake, a.samples, a.build, a.memory_limit, a.threads)
         else:
-            res = run_ingest(a.raw, a.lake, a.sources[0], a.json_stream_threshold, a.memory_limit)
+            res = run_ingest(a.raw, a.lake, a.sources[0], a.json_stream_threshold, a.memory_limit, a.threads)
         ru = resource.getrusage(resource.RUSAGE_SELF)  # this process and its threads (DuckDB's too)
         print(json.dumps({"result": res, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kb": ru.ru_maxrss}))
         return
     if a.report:
         print(report(a.report))
         return
-    base = ["--raw", str(a.raw), "--lake", str(a.lake), *(["--sql-log", str(a.sql_log)] if a.sql_log else [])]
+    base = ["--raw", str(a.raw), "--lake", str(a.lake), *(["--sql-log", str(a.sql_log)] if a.sql_log else []),
+            *(["--threads", str(a.threads)] if a.threads else [])]
     counts = a.raw / "counts.json"
     scale = json.loads(counts.read_text())["scale"] if counts.is_file() else None
     rows = []

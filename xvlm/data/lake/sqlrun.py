@@ -236,7 +236,9 @@ class SqlRunner:
         rg = ""
         if row_group_size is not None:
             rg, bound["row_group_size"] = ", ROW_GROUP_SIZE $row_group_size", int(row_group_size)
+        t0 = time.perf_counter()
         self.con.execute(f"COPY ({sql}) TO $copy_path (FORMAT parquet, COMPRESSION zstd{rg})", bound)
+        log.debug("sql/%s/%s.sql %.2f s", self.prefix, name, time.perf_counter() - t0)
 
     def fork(self) -> SqlRunner:
         """A runner on a new cursor of the same database (it can run a query concurrently with this one,

@@ -158,7 +158,7 @@ def read_plan(out: Path) -> dict[str, Any] | None:
 
 def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, recipe: Recipe,
                   workers: int = 4, memory_limit: str = "2GB", force: bool = False,
-                  allow_missing: Sequence[str] = ()) -> dict[str, Any]:
+                  allow_missing: Sequence[str] = (), threads: int = 2) -> dict[str, Any]:
     """Write the samples of ``recipe`` into ``out``; returns the plan (stats, n_shards, build id).
 
     A no-op when ``out/samples.json`` exists with the same build id (unless ``force``). A recipe source
@@ -179,7 +179,7 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
         raise (output_fault(exc, out) or exc) from exc
     try:
         try:
-            return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent)
+            return _build_samples(lake_root, raw_root, out, recipe, workers, memory_limit, bid, absent, threads)
         except duckdb.OutOfMemoryException as exc:
             raise memory_error(exc, f"samples of recipe {recipe.name!r}", memory_limit, out) from exc
     except BaseException:
@@ -189,12 +189,12 @@ def build_samples(lake_root: str | Path, raw_root: str | Path, out: str | Path, 
 
 
 def _build_samples(lake_root: Path, raw_root: Path, out: Path, recipe: Recipe, workers: int, memory_limit: str,
-                   bid: str, absent: list[str]) -> dict[str, Any]:
+                   bid: str, absent: list[str], threads: int = 2) -> dict[str, Any]:
     """:func:`build_samples` past the reuse check, in the build folder ``out``."""
     sources = list(recipe.sources)
     (out / PLAN_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
-    run = SqlRunner.open(memory_limit, 2, out)
+    run = SqlRunner.open(memory_limit, threads, out)
     run.prefix = "samples"
     try:
         _create_lake_views(run.con, lake_root, [s for s in sources if s not in absent])
