@@ -460,7 +460,7 @@ def test_cli_ingest_with_broken_files_ingests_the_rest_and_exits_2(tmp_path: Pat
     assert f"file {VG['objects']}" in r.stdout and "lake written to" in r.stdout  # stats of what it wrote
     # every entity of every file in `lake stats`, zero rows included
     s = _cli("lake", "stats", str(lake))
-    assert s.returncode == 0 and f"file {OI_CLASSES}  ERROR\n    classes    read         0" in s.stdout
+    assert s.returncode == 0 and f"file {OI_CLASSES}  ERROR\n    classes     read         0" in s.stdout
     # a rerun skips the unchanged sources and still reports the errors
     again = _cli(*args)
     assert again.returncode == 2 and "(unchanged, skipped)" in again.stdout and errs[1] in again.stderr
