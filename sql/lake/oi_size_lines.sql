@@ -12,7 +12,7 @@
 --                   the first usable line's size is used. Identical repeats too: the index is ONE file,
 --                   and COCO-format images merge identical records only ACROSS files (final_images.sql);
 --                   within one file a repeated id is duplicate_id, identical or not.
--- Duplicates are found with a hash aggregate first; only the (few) duplicated ids are ranked.
+-- Duplicates: one hash aggregate (the first usable line of each repeated ImageID), no sort.
 -- Grain: one row per accepted line. Parameters: none.
 WITH s AS (
     SELECT acc."ImageID" AS image_id, acc."Width" AS width, acc."Height" AS height,
@@ -28,14 +28,9 @@ v AS (
     END AS check_reason
     FROM s
 ),
-dup_ids AS (
-    SELECT image_id FROM v WHERE check_reason IS NULL GROUP BY image_id HAVING count(*) > 1
-),
-dups AS (
-    SELECT v.line, row_number() OVER (PARTITION BY v.image_id ORDER BY v.line) AS dup_rank
-    FROM v SEMI JOIN dup_ids AS d ON d.image_id = v.image_id
-    WHERE v.check_reason IS NULL
+firsts AS (  -- the first usable line of each ImageID that has more than one (a hash aggregate, no sort)
+    SELECT image_id, min(line) AS first_line FROM v WHERE check_reason IS NULL GROUP BY image_id HAVING count(*) > 1
 )
 SELECT v.image_id, v.width, v.height, v.line,
-       coalesce(v.check_reason, CASE WHEN d.dup_rank > 1 THEN 'duplicate_id' END) AS reason
-FROM v LEFT JOIN dups AS d ON d.line = v.line
+       coalesce(v.check_reason, CASE WHEN v.line > f.first_line THEN 'duplicate_id' END) AS reason
+FROM v LEFT JOIN firsts AS f ON f.image_id = v.image_id AND v.check_reason IS NULL
