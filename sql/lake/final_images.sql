@@ -2,7 +2,8 @@
 -- reason it is quarantined (NULL = loaded). Reasons, first match wins:
 --   <parse reason>        set by the source's parse query (e.g. not_downloaded, invalid_url)
 --   invalid_id            no usable id (key is NULL)
---   invalid_number        width/height present but not a number, or not positive
+--   invalid_number        width/height present but not a number, or not positive (the OpenImages size
+--                         index is checked per line in oi_size_lines.sql: a bad line gives no size here)
 --   duplicate_id          second and later rows with the same key in this source, unless the row is
 --                         identical to the first one and comes from another file (COCO lists an image
 --                         in its captions AND its instances file): then it is loaded as that same

@@ -1,19 +1,13 @@
 -- OpenImages box rows (table csv_acc, from oi_boxes_read) as candidate object boxes.
 -- Columns are selected BY NAME from the header, so a reordered file still parses; a missing column
 -- is an error naming the file. Pixel boxes are computed in final_boxes once image sizes are known
--- (coords 'xxyy_norm'). IsGroupOf=1 marks a group box. Lines the reader rejects go to reject_errors.
+-- (coords 'xxyy_norm'). IsGroupOf=1 marks a group box. Lines the reader rejects go to reject_errors;
+-- line numbers: the accepted ordinal corrected by csv_gaps (csv_gaps.sql, $header_lines = 1).
 -- Grain: one row per accepted line; box_id = '<ImageID>#<line>' (the CSV has no box id).
 -- Parameters: $file, $source.
-WITH rej AS (
-    -- consecutive rejected lines share acc_before: keep the largest j (all of them precede the row)
-    SELECT acc_before, max(j) AS j FROM (
-        SELECT line - 1 - row_number() OVER (ORDER BY line) AS acc_before, row_number() OVER (ORDER BY line) AS j
-        FROM (SELECT DISTINCT line FROM reject_errors)
-    ) GROUP BY acc_before
-),
-b AS (
-    SELECT acc.*, acc."ordinality" + 1 + coalesce(rej.j, 0) AS line
-    FROM csv_acc AS acc ASOF LEFT JOIN rej ON acc."ordinality" > rej.acc_before
+WITH b AS (
+    SELECT acc.*, acc."ordinality" + 1 + coalesce(g.j, 0) AS line
+    FROM csv_acc AS acc ASOF LEFT JOIN csv_gaps AS g ON acc."ordinality" > g.acc_before
 )
 SELECT
     'objects' AS entity,

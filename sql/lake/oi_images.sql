@@ -1,6 +1,6 @@
 -- OpenImages images: the distinct ImageIDs of the box rows (table cand_boxes). Sizes: from the
--- optional size index (table oi_sizes, oi_sizes_read.sql; empty without one), else NULL here and read
--- from the JPEG headers (image_checks) in final_images.
+-- optional size index (table oi_sizes: its usable lines, oi_sizes.sql; empty without one), else NULL
+-- here and read from the JPEG headers (image_checks) in final_images.
 -- Grain: one row per distinct image key. Parameters: $source, $split, $file, $image_dir.
 SELECT
     b.image_key,

@@ -15,6 +15,8 @@ from typing import Any
 CC3M = "cc3m/Train_GCC-training.tsv"
 OI_BOXES = "openimages/oidv6-train-annotations-bbox.csv"
 OI_CLASSES = "openimages/oidv6-class-descriptions-boxable.csv"
+OI_SIZES = "openimages/image_sizes.csv"  # the optional size index (openimages.image_sizes): no default name
+OI_SIZES_HEADER = b"ImageID,Width,Height"
 OI_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside"
 COCO_CAP = {s: f"coco/annotations/captions_{s}.json" for s in ("train2017", "val2017")}
 COCO_INST = {s: f"coco/annotations/instances_{s}.json" for s in ("train2017", "val2017")}
@@ -86,6 +88,12 @@ def write_base(root: Path) -> Path:
                                             oi_box_line("000002b66c9c498e", "/m/011k07"),
                                             oi_box_line("00000c4d5e6f7a8b", "/m/0bt9lr")]) + "\n")
     return root
+
+
+def write_oi_sizes(root: Path, lines: list[bytes], header: bytes = OI_SIZES_HEADER, eol: bytes = b"\n") -> None:
+    """The OpenImages size index (``ImageID,Width,Height``) with ``lines`` after its header, as bytes
+    (a fault line is written exactly as given)."""
+    (root / OI_SIZES).write_bytes(b"".join(ln + eol for ln in [header, *lines]))
 
 
 def write_downloads(root: Path, tsv: bytes, images_dir: str = "cc3m/images") -> None:

@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from xvlm.data.lake import IngestConfig, SourceFailed, ingest_errors, ingest_lake, ingest_source, lake_stats
+from xvlm.data.lake.config import OpenImagesPaths
 
 from . import lake_faults as lf
 from .lake_faults import CC3M, COCO_CAP, COCO_INST, OI_BOXES, OI_CLASSES, VG
@@ -173,6 +174,127 @@ def test_openimages_box_file_without_its_columns_is_a_file_error(tmp_path: Path)
     stats = _ingest(raw, "openimages")
     assert stats["errors"] == [{"file": OI_BOXES, "error": "header lacks column(s) XMin: not an OpenImages box file?"}]
     assert stats["files"][OI_CLASSES]["classes"]["loaded"] == 3  # the class file still counted and used
+
+
+# ------------------------------------------------------------------ 1./3. the OpenImages size index, line by line
+
+OI_SIZE_FAULTS = [  # (line number, bytes of the line, reason); the header is line 1
+    (3, b"00000c4d5e6f7a8b,683,1024\r", "mixed_line_ending"),
+    (4, b"0000aaaa0000\x00001,640,480", "nul_byte"),
+    (5, b"0000bbbb00000002,640", "wrong_column_count"),
+    (6, b"0000bbbb00000003,640,480,1", "wrong_column_count"),
+    (7, b"0000cccc00000004,wide,480", "invalid_number"),
+    (8, b"0000cccc00000005,640,0", "invalid_number"),           # zero height
+    (9, b"0000cccc00000006,640,-5", "invalid_number"),          # negative height
+    (10, b",640,480", "invalid_id"),                            # empty ImageID
+    (11, b"000002b66c9c498e,1,1", "duplicate_id"),              # conflicts with line 2: line 2 is used
+    (12, b"000002b66c9c498e,1024,768", "duplicate_id"),         # identical to line 2: still a repeat in one file
+    (13, b"", "blank_line"),
+    (14, b"0000dddd00000007,64\xe9,480", "invalid_utf8"),
+    (15, b"00000c4d5e6f7a8b,640.0,480", "invalid_number"),     # a decimal: not an integer as written
+]
+
+
+def _oi_sized(raw: Path) -> dict[str, Any]:
+    return _ingest(raw, "openimages", openimages=OpenImagesPaths(image_sizes=lf.OI_SIZES))
+
+
+@pytest.fixture(scope="module")
+def oi_sizes_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    raw = lf.write_base(tmp_path_factory.mktemp("oisizes") / "raw")
+    lines = [b"000002b66c9c498e,1024,768", *(f[1] for f in OI_SIZE_FAULTS), b"ffff000011112222,800,600"]
+    lf.write_oi_sizes(raw, lines)
+    return raw.parent / "lake", _oi_sized(raw)
+
+
+@pytest.mark.parametrize("line,_bytes,reason", OI_SIZE_FAULTS, ids=[f[2] + str(f[0]) for f in OI_SIZE_FAULTS])
+def test_openimages_size_index_bad_line_is_quarantined(oi_sizes_lake: tuple, line: int, _bytes: bytes,
+                                                       reason: str) -> None:
+    lake, _ = oi_sizes_lake
+    assert _quarantine(lake, "openimages")[("image_sizes", lf.OI_SIZES, f"line {line}")] == reason
+
+
+def test_openimages_size_index_lines_are_counted_and_good_ones_used(oi_sizes_lake: tuple) -> None:
+    lake, stats = oi_sizes_lake
+    assert stats["errors"] == []
+    assert stats["files"][lf.OI_SIZES] == {"image_sizes": {"rows_in": 15, "loaded": 2, "quarantined": {
+        "blank_line": 1, "duplicate_id": 2, "invalid_id": 1, "invalid_number": 4, "invalid_utf8": 1,
+        "mixed_line_ending": 1, "nul_byte": 1, "wrong_column_count": 2}}}
+    assert {k: v for k, v in _quarantine(lake, "openimages").items() if k[0] == "image_sizes"} == {
+        ("image_sizes", lf.OI_SIZES, f"line {n}"): r for n, _, r in OI_SIZE_FAULTS}
+    assert _table(lake, "quarantine", "openimages", "raw", "locator = 'line 7' AND entity = 'image_sizes'") == \
+        [("0000cccc00000004,wide,480",)]
+    # line 2's size (not the repeats'); the image whose lines are all bad has none: the index checked it,
+    # the image is not quarantined (invalid_number is counted once, on the index line)
+    assert _table(lake, "images", "openimages", "source_id, width, height") == [
+        ("000002b66c9c498e", 1024, 768), ("00000c4d5e6f7a8b", None, None)]
+    q = _quarantine(lake, "openimages")
+    assert not [k for k in q if k[0] == "images"]
+    assert q[("objects", OI_BOXES, "line 4")] == "unknown_image_size"  # the box of the size-less image
+    boxes = _table(lake, "objects", "openimages", "image_key, label, x, y, w, h")
+    assert [b[:2] for b in boxes] == [("oi_000002b66c9c498e", "Person"), ("oi_000002b66c9c498e", "Tortoise, giant")]
+    for b in boxes:  # XMin 0.1, XMax 0.5, YMin 0.2, YMax 0.6 in a 1024 x 768 image
+        assert b[2:] == pytest.approx((102.4, 153.6, 409.6, 307.2))
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+def test_openimages_good_size_index_gives_exact_sizes(tmp_path: Path, eol: bytes) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    lf.write_oi_sizes(raw, [b"000002b66c9c498e,1024,768", b"00000c4d5e6f7a8b,683,1024"], eol=eol)
+    stats = _oi_sized(raw)
+    assert stats["errors"] == [] and stats["files"][lf.OI_SIZES] == {
+        "image_sizes": {"rows_in": 2, "loaded": 2, "quarantined": {}}}
+    assert _table(tmp_path / "lake", "images", "openimages", "source_id, width, height") == [
+        ("000002b66c9c498e", 1024, 768), ("00000c4d5e6f7a8b", 683, 1024)]
+    assert stats["entities"]["objects"] == {"rows_in": 3, "loaded": 3, "quarantined": {}}
+    dog = _table(tmp_path / "lake", "objects", "openimages", "x, y, w, h", "label = 'Dog'")
+    assert dog == [pytest.approx((68.3, 204.8, 273.2, 409.6))]
+
+
+@pytest.mark.parametrize("content,error", [
+    (b"", "empty file (0 bytes)"),
+    (b" \n\n", "only whitespace (3 bytes)"),
+    (b"000002b66c9c498e,1024,768\n00000c4d5e6f7a8b,683,1024\n",  # no header: its first line is taken as one
+     "header lacks column(s) Height, ImageID, Width: not an OpenImages image size index (header "
+     "ImageID,Width,Height)?"),
+    (b"ImageID\tWidth\tHeight\n000002b66c9c498e\t1024\t768\n",  # tab-separated: one column 'ImageID<TAB>...'
+     "header lacks column(s) Height, ImageID, Width: not an OpenImages image size index (header ImageID,Width,Height)?"),
+    (b"ImageID;Width;Height\n000002b66c9c498e,1024,768\n00000c4d5e6f7a8b,683,1024\n",
+     "none of its 2 lines has the expected fields: wrong delimiter, or not this source's file?"),
+], ids=["empty", "whitespace", "no_header", "tabs", "no_line_fits"])
+def test_openimages_unusable_size_index_is_an_error_of_that_file_only(tmp_path: Path, content: bytes,
+                                                                      error: str) -> None:
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / lf.OI_SIZES).write_bytes(content)
+    stats = _oi_sized(raw)
+    assert stats["errors"] == [{"file": lf.OI_SIZES, "error": error}]
+    assert stats["files"][lf.OI_SIZES] == {"image_sizes": {"rows_in": 0, "loaded": 0, "quarantined": {}}}
+    # the boxes and classes still load; the boxes have no size (no index, no image checks)
+    assert stats["files"][OI_CLASSES]["classes"]["loaded"] == 3
+    assert stats["files"][OI_BOXES]["objects"] == {"rows_in": 3, "loaded": 0, "quarantined": {"unknown_image_size": 3}}
+    assert stats["files"][OI_BOXES]["images"] == {"rows_in": 2, "loaded": 2, "quarantined": {}}
+    assert not [k for k in _quarantine(tmp_path / "lake", "openimages") if k[0] == "image_sizes"]
+
+
+@pytest.mark.parametrize("header", [b"ImageID,Width,Height", b"Width,Height,ImageID"], ids=["as_documented", "reordered"])
+def test_openimages_header_only_size_index_counts_zero(tmp_path: Path, header: bytes) -> None:
+    """A header with no lines is a usable, empty index: zero rows, shown, no error."""
+    raw = lf.write_base(tmp_path / "raw")
+    lf.write_oi_sizes(raw, [], header=header)
+    stats = _oi_sized(raw)
+    assert stats["errors"] == []
+    assert stats["files"][lf.OI_SIZES] == {"image_sizes": {"rows_in": 0, "loaded": 0, "quarantined": {}}}
+    assert stats["entities"]["objects"]["quarantined"] == {"unknown_image_size": 3}
+
+
+def test_openimages_size_index_columns_are_read_by_header_name(tmp_path: Path) -> None:
+    """A reordered header is read by its names, like the box file's."""
+    raw = lf.write_base(tmp_path / "raw")
+    lf.write_oi_sizes(raw, [b"1024,768,000002b66c9c498e"], header=b"Width,Height,ImageID")
+    stats = _oi_sized(raw)
+    assert stats["errors"] == [] and stats["files"][lf.OI_SIZES]["image_sizes"]["loaded"] == 1
+    assert _table(tmp_path / "lake", "images", "openimages", "source_id, width, height") == [
+        ("000002b66c9c498e", 1024, 768), ("00000c4d5e6f7a8b", None, None)]
 
 
 # ------------------------------------------------------------------ 2. strict JSON types (COCO format)
@@ -460,13 +582,35 @@ def test_cli_ingest_with_broken_files_ingests_the_rest_and_exits_2(tmp_path: Pat
     assert f"file {VG['objects']}" in r.stdout and "lake written to" in r.stdout  # stats of what it wrote
     # every entity of every file in `lake stats`, zero rows included
     s = _cli("lake", "stats", str(lake))
-    assert s.returncode == 0 and f"file {OI_CLASSES}  ERROR\n    classes    read         0" in s.stdout
+    assert s.returncode == 0 and f"file {OI_CLASSES}  ERROR\n    classes     read         0" in s.stdout
     # a rerun skips the unchanged sources and still reports the errors
     again = _cli(*args)
     assert again.returncode == 2 and "(unchanged, skipped)" in again.stdout and errs[1] in again.stderr
     bad = _cli("ingest", str(raw), str(lake), "--file", "nonsense")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --file 'nonsense': expected SOURCE.FIELD")
     assert "Traceback" not in bad.stderr
+
+
+def test_cli_openimages_size_index_faults(tmp_path: Path) -> None:
+    """An unusable size index: one line naming it, exit 2, the boxes ingested, ERROR in `lake stats`;
+    bad lines in it: quarantined and counted, exit 0."""
+    raw = lf.write_base(tmp_path / "raw")
+    (raw / lf.OI_SIZES).write_bytes(b"")
+    lake = tmp_path / "lake"
+    args = ["ingest", str(raw), str(lake), "-s", "openimages", "--file", f"openimages.image_sizes={lf.OI_SIZES}"]
+    r = _cli(*args)
+    assert "Traceback" not in r.stderr + r.stdout
+    assert (r.returncode, [ln for ln in r.stderr.splitlines() if ln.startswith("error")]) == (
+        2, [f"error: openimages: {lf.OI_SIZES}: empty file (0 bytes)"])
+    s = _cli("lake", "stats", str(lake))
+    assert s.returncode == 0 and f"file {lf.OI_SIZES}  ERROR\n    image_sizes read         0" in s.stdout
+    assert check_counts(lake_stats(lake)["openimages"]) is None
+    assert lake_stats(lake)["openimages"]["files"][OI_BOXES]["objects"]["rows_in"] == 3
+    lf.write_oi_sizes(raw, [b"000002b66c9c498e,1024,768", b"00000c4d5e6f7a8b,68\x003,1024", b"00000c4d5e6f7a8b,0,1"])
+    r = _cli(*args)
+    assert r.returncode == 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    assert ("    image_sizes read         3  loaded         1  quarantined       2  (invalid_number=1, nul_byte=1)"
+            in r.stdout)
 
 
 def test_cli_lake_path_that_is_a_file_and_unknown_source_are_one_line(tmp_path: Path) -> None:

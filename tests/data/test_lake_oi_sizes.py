@@ -1,6 +1,7 @@
 """OpenImages with an image size index (``openimages.image_sizes``): the boxes a run without image
 checks loads from the index are exactly those a run reading the JPEG headers loads; without the index
-every box is ``unknown_image_size``; a bad index value is a quarantined image, a header mismatch too."""
+every box is ``unknown_image_size``; a bad index line is quarantined in the index (entity ``image_sizes``)
+and leaves its image without an index size; a header mismatch is a quarantined image."""
 
 from __future__ import annotations
 
@@ -73,6 +74,15 @@ def test_bad_index_values_are_quarantined(corpus: Path, checked: tuple[Path, lis
     finally:
         (corpus / SIZES).unlink()
     q = "SELECT locator, reason FROM quarantine WHERE source = 'openimages' AND entity = 'images'"
-    assert (f"ImageID={a}", "invalid_number") in _rows(off, q)
+    # a's bad line is quarantined once, in the index (line 2; the header is line 1): its image is not,
+    # it just has no index size - from the header with checks on, else its boxes are unknown_image_size
+    qs = "SELECT entity, locator, reason FROM quarantine WHERE source = 'openimages' AND entity = 'image_sizes'"
+    assert _rows(off, qs) == _rows(on, qs) == [("image_sizes", "line 2", "invalid_number")]
+    assert (f"ImageID={a}", "invalid_number") not in _rows(off, q) + _rows(on, q)
+    sizes = "SELECT source_id, width, height FROM images WHERE source = 'openimages'"
+    assert [r[1:] for r in _rows(off, sizes) if r[0] == a] == [(None, None)]
+    assert [r[1:] for r in _rows(on, sizes) if r[0] == a] == [checked[1][0][1:]]
+    boxes = "SELECT json_extract_string(raw, '$.image_key'), reason FROM quarantine WHERE entity = 'objects'"
+    assert {r for k, r in _rows(off, boxes) if k == f"oi_{a}"} == {"unknown_image_size"}
     assert (f"ImageID={b}", "image_size_mismatch") not in _rows(off, q)  # no header read: the index is trusted
     assert (f"ImageID={b}", "image_size_mismatch") in _rows(on, q)

@@ -311,6 +311,7 @@ def test_web_tsv_rows_line_numbers_survive_rejected_lines(run: SqlRunner, tmp_pa
                   b"a cat\thttp://a/3.jpg\n")             # line 4
     run.create("csv_acc", "web_tsv_read", path=p)
     run.con.register("line_faults", LineFaults(p).table())  # no line replaced before the read
+    run.create("csv_gaps", "csv_gaps", header_lines=0)
     run.create("web_rows", "web_tsv_rows", layout="caption_url")
     assert rows(run, "SELECT line, caption, url FROM web_rows ORDER BY line") == [
         (1, 'a "dog', "http://a/0.jpg"), (4, "a cat", "http://a/3.jpg")]
@@ -324,6 +325,7 @@ def test_web_tsv_rows_url_caption_layout(run: SqlRunner, tmp_path: Path) -> None
     p = tmp_path / "cc12m.tsv"
     p.write_text("http://a/0.jpg\t<PERSON> on a bike\n")
     run.create("csv_acc", "web_tsv_read", path=p)
+    run.create("csv_gaps", "csv_gaps", header_lines=0)
     run.create("web_rows", "web_tsv_rows", layout="url_caption")
     assert rows(run, "SELECT line, caption, url FROM web_rows") == [(1, "<PERSON> on a bike", "http://a/0.jpg")]
 
@@ -390,6 +392,7 @@ def test_openimages_boxes_by_header_name(run: SqlRunner, tmp_path: Path) -> None
         b"0.2,00000c4d5e6f7a8b,xclick,/m/0zzz,1,0.3,0.1,0.2,1,0,1,0,0\n")
     run.create("csv_acc", "oi_boxes_read", path=tmp_path / "boxes.csv")
     run.con.register("line_faults", LineFaults(tmp_path / "boxes.csv").table())
+    run.create("csv_gaps", "csv_gaps", header_lines=1)
     run.insert("cand_boxes", "oi_boxes", file="b.csv", source="openimages")
     assert rows(run, "SELECT image_key, box_id, c0, c1, c2, c3, coords, label, is_group, flags, locator, reason "
                      "FROM cand_boxes ORDER BY ord") == [
@@ -408,8 +411,16 @@ def test_openimages_boxes_by_header_name(run: SqlRunner, tmp_path: Path) -> None
         ("oi_00000c4d5e6f7a8b", "openimages/train/00000c4d5e6f7a8b.jpg", None)]
     # with a size index (openimages.image_sizes): a repeated ImageID keeps its first line; text as written
     (tmp_path / "sizes.csv").write_text("ImageID,Width,Height\n000002b66c9c498e,1024,768\n"
-                                        "000002b66c9c498e,1,1\nffff000011112222,640,480\n")
-    assert run.create("oi_sizes", "oi_sizes_read", path=tmp_path / "sizes.csv") == 2
+                                        "000002b66c9c498e,1,1\nffff000011112222,640,480\nbad!,1,1\n"
+                                        "ffff000011113333,640.0,480\n000002b66c9c498e,1024,768\n")
+    run.con.execute("DROP TABLE reject_errors")  # the box file's (store_rejects appends to it)
+    run.create("csv_acc", "oi_sizes_read", path=tmp_path / "sizes.csv")
+    run.create("csv_gaps", "csv_gaps", header_lines=1)
+    run.create("oi_size_lines", "oi_size_lines")
+    assert rows(run, "SELECT line, image_id, reason FROM oi_size_lines ORDER BY line") == [
+        (2, "000002b66c9c498e", None), (3, "000002b66c9c498e", "duplicate_id"), (4, "ffff000011112222", None),
+        (5, "bad!", "invalid_id"), (6, "ffff000011113333", "invalid_number"), (7, "000002b66c9c498e", "duplicate_id")]
+    assert run.create("oi_sizes", "oi_sizes") == 2
     run.con.execute("DELETE FROM cand_images")
     run.insert("cand_images", "oi_images", source="openimages", split="train", file="b.csv",
                image_dir="openimages/train")

@@ -278,7 +278,7 @@ def _entity_line(entity: str, e: dict[str, Any], indent: str) -> str:
     q = e["quarantined"]
     reasons = ", ".join(f"{r}={n}" for r, n in sorted(q.items())) or "-"
     merged = f", {e['merged']} identical to another file's" if e.get("merged") else ""
-    return (f"{indent}{entity:<10} read {e['rows_in']:>9}  loaded {e['loaded']:>9}  "
+    return (f"{indent}{entity:<11} read {e['rows_in']:>9}  loaded {e['loaded']:>9}  "
             f"quarantined {sum(q.values()):>7}  ({reasons}{merged})")
 
 

@@ -37,6 +37,8 @@ from xvlm.data.lake.sqlrun import SqlRunner
 from xvlm.errors import BadInput
 
 _UINT32_MAX = 2**32 - 1
+_OI_BOX_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax", "IsGroupOf")
+_OI_SIZE_COLUMNS = ("ImageID", "Width", "Height")
 
 
 @dataclass(frozen=True)
@@ -304,8 +306,12 @@ def parse_vg(run: SqlRunner, cfg: IngestConfig, p: VgPaths, regions: bool = True
     return p.region_descriptions not in run.file_errors
 
 
-def _read_tsv(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path, read_sql: str) -> None:
-    """``csv_acc`` = the accepted lines of a TSV/CSV, ``reject_errors`` + ``line_faults`` the others."""
+def _read_tsv(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path, read_sql: str,
+              header_lines: int = 0, columns: tuple[str, ...] = (), what: str = "") -> None:
+    """``csv_acc`` = the accepted lines of a TSV/CSV, ``reject_errors`` + ``line_faults`` the others,
+    ``csv_gaps`` the correction from an accepted line's ordinal to its line number (csv_gaps.sql).
+    A file with a header (``header_lines=1``) must name ``columns`` (else a file-level error: ``what``
+    it is not); a file of which no line has the expected fields is one too."""
     faults = isolate_lines(path, run.stage_dir or cfg.out / "_tmp")
     try:
         run.con.execute("DROP TABLE IF EXISTS reject_errors")
@@ -318,6 +324,11 @@ def _read_tsv(run: SqlRunner, cfg: IngestConfig, rel: str, path: Path, read_sql:
     if accepted == 0 and rejected:  # not one line with the expected fields: wrong delimiter or file
         raise LakeInputError(rel, f"none of its {rejected} lines has the expected fields: wrong delimiter, "
                                   "or not this source's file?")
+    if columns:
+        missing = run.query("csv_missing_columns", columns=list(columns))[0][0]
+        if missing:
+            raise LakeInputError(rel, f"header lacks column(s) {', '.join(missing)}: not {what}?")
+    run.create("csv_gaps", "csv_gaps", header_lines=header_lines)
 
 
 def _web_source(source: str) -> Callable[[SqlRunner, IngestConfig, WebCaptionPaths], None]:
@@ -374,18 +385,30 @@ def parse_openimages(run: SqlRunner, cfg: IngestConfig, p: OpenImagesPaths) -> N
     run.create("oi_classes", "oi_classes")
     run.create("oi_sizes", "oi_sizes_none")
     if p.image_sizes:
-        with input_file(run, p.image_sizes, ()):
-            run.create("oi_sizes", "oi_sizes_read", file=p.image_sizes, path=_need(cfg, p.image_sizes))
+        _parse_oi_sizes(run, cfg, p.image_sizes)
     for split, rel in p.boxes.items():
         with input_file(run, rel, ("objects", "images")):
-            _read_tsv(run, cfg, rel, _need(cfg, rel), "oi_boxes_read")
-            missing = run.query("oi_boxes_columns")[0][0]
-            if missing:
-                raise LakeInputError(rel, f"header lacks column(s) {', '.join(missing)}: not an OpenImages box file?")
+            _read_tsv(run, cfg, rel, _need(cfg, rel), "oi_boxes_read", header_lines=1, columns=_OI_BOX_COLUMNS,
+                      what="an OpenImages box file")
             run.insert("cand_boxes", "oi_boxes", file=rel, source="openimages")
             run.insert("cand_rejects", "csv_rejects", file=rel, entities=["objects"])
             run.insert("cand_images", "oi_images", source="openimages", split=split, file=rel,
                        image_dir=p.image_dirs.get(split, f"openimages/{split}"))
+
+
+def _parse_oi_sizes(run: SqlRunner, cfg: IngestConfig, rel: str) -> None:
+    """The optional image size index, read like the box file (line isolation, DuckDB's reader): every
+    line is counted (entity ``image_sizes``: used, or quarantined with its line), ``oi_sizes`` holds
+    the usable ones. Unusable as a whole (empty, no ``ImageID,Width,Height`` header): an error of this
+    file; ``oi_sizes`` stays empty, so the boxes still load, without index sizes."""
+    with input_file(run, rel, ("image_sizes",)):
+        _read_tsv(run, cfg, rel, _need(cfg, rel), "oi_sizes_read", header_lines=1, columns=_OI_SIZE_COLUMNS,
+                  what="an OpenImages image size index (header ImageID,Width,Height)")
+        run.create("oi_size_lines", "oi_size_lines")
+        run.insert("cand_aux", "oi_sizes_aux", file=rel)
+        run.insert("cand_rejects", "csv_rejects", file=rel, entities=["image_sizes"])
+        run.create("oi_sizes", "oi_sizes")  # last: nothing after it can fail and leave it half-used
+    run.con.execute("DROP TABLE IF EXISTS oi_size_lines")
 
 
 def read_class_lines_empty() -> pa.Table:
