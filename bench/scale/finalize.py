@@ -67,6 +67,10 @@ def synthesize(build: Path, out: Path, quarantine_every: int = 1000) -> dict[str
         shutil.copyfile(build / "samples.json", out / "samples.json")
     plan = load_build(out)
     todo = pending_shards(out, plan)
+    first = next(iter(writer.read_shard_rows(out, todo[0])), None) if todo else None
+    if first is not None and first["sha256"] != hashlib.sha256(first["image_key"].encode()).hexdigest():
+        raise SystemExit(f"{build}: samples not from bench.scale.measure's synthetic probe (sha256 != sha256(key)): "
+                         "every sample would be quarantined changed_since_probe")
     writer.sample_json = lambda row, width, height: b""  # the json member's bytes do not matter here
     wplan = {**plan, "recipe": {**plan["recipe"], "resize_max_side": None}}
     reader = KeyBytesReader(quarantine_every)
