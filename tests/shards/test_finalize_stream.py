@@ -81,3 +81,12 @@ def test_members_file_removed_when_the_audit_fails_to_run(planted: tuple[Path, P
     with pytest.raises(tarfile.ReadError):
         audit_build(out, plan)
     assert not any(p.name.startswith(".") for p in out.iterdir())
+
+
+def test_audits_out_of_memory_is_one_resource_limit(planted: tuple[Path, Path], tmp_path: Path) -> None:
+    from xvlm.errors import ResourceLimit
+
+    out, plan = _built(planted, tmp_path, 3)
+    with pytest.raises(ResourceLimit, match=r"audits of .*: DuckDB ran out of memory at memory_limit 1KB"):
+        finalize(out, plan, memory_limit="1KB")
+    assert not any(p.name.startswith(".") or p.name.startswith("duckdb_temp") for p in out.iterdir())
