@@ -78,14 +78,15 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def child(argv: list[str], rss_cap: int = 7 << 30) -> dict[str, Any]:
-    """Run one stage in a child process; wall (here), CPU (user+sys) and peak RSS (the child's own
-    ``getrusage(RUSAGE_SELF)``: ``RUSAGE_CHILDREN`` would give the max over every child so far)."""
+def child(argv: list[str], rss_cap: int = 7 << 30, module: str = "bench.scale.measure") -> dict[str, Any]:
+    """Run one stage in a child process (``python -m module --child argv``); wall (here), CPU
+    (user+sys) and peak RSS (the child's own ``getrusage(RUSAGE_SELF)``: ``RUSAGE_CHILDREN`` would
+    give the max over every child so far)."""
     t0 = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     import psutil
 
-    with subprocess.Popen([sys.executable, "-m", "bench.scale.measure", "--child", *argv], env=env,
+    with subprocess.Popen([sys.executable, "-m", module, "--child", *argv], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
         # a guard, not the measurement: the machine is shared, so a stage past rss_cap is stopped
         killed, seen = False, 0

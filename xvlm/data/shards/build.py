@@ -12,7 +12,7 @@ the same sequence in one process (CLI, tests, benchmarks). Layout of one build::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from xvlm.data.lake.sqlrun import SqlRunner, view_ddl
+from xvlm.data.lake.sqlrun import SqlRunner, memory_error, view_ddl
 from xvlm.data.shards.recipe import Recipe, build_id, load_recipe
 from xvlm.data.shards.samples import (
     _create_lake_views,
@@ -105,35 +105,73 @@ def write_shards(out: Path, plan: dict[str, Any], shard_ids: list[int] | None = 
         return list(pool.map(lambda i: write_shard(out, i, plan), ids))
 
 
-def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    # Bulk data, rebuilt from the shards on a rerun (no fsync, as before). Through our own file object:
-    # pyarrow leaves its handle open when a write fails (a full disk), keeping the deleted temp file's space.
+_ROWS_PER_GROUP = 1 << 17
+"""Rows buffered before a row group is written by :func:`_stream_parquet`: finalize holds this many rows
+(~30 MB of manifest), never the corpus (16.8M manifest rows, ~33M tar members at recipe 16m)."""
+_MEMBERS = ".audit_members.parquet"
+"""Every tar member (tar, name, off, size) for the audits, in the build folder while they run (view
+``a_members``); hidden, and removed after, so it is never taken for a build output."""
+MEMBERS_SCHEMA = pa.schema([("tar", pa.string()), ("name", pa.string()), ("off", pa.int64()), ("size", pa.int64())])
+
+
+def _stream_parquet(tables: Iterable[pa.Table], path: Path, schema: pa.Schema) -> int:
+    """Write ``tables`` (each cast to ``schema``, metadata included) in order into one Parquet file at
+    ``path``, atomically; returns the rows written. Memory: one buffer of ``_ROWS_PER_GROUP`` rows.
+
+    Bulk data, rebuilt from the shards on a rerun (no fsync). Through our own file object: pyarrow leaves
+    its handle open when a write fails (a full disk), keeping the deleted temp file's space."""
+    n = 0
     with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd", write_statistics=False)
+        w = pq.ParquetWriter(f, schema, compression="zstd", write_statistics=False)
+        try:
+            buf: list[pa.Table] = []
+            for t in tables:
+                buf.append(t.cast(schema))
+                n += t.num_rows
+                if sum(b.num_rows for b in buf) >= _ROWS_PER_GROUP:
+                    w.write_table(pa.concat_tables(buf).combine_chunks())
+                    buf = []
+            if buf or n == 0:  # n == 0: one empty row group, as write_table of an empty table writes
+                w.write_table(pa.concat_tables(buf).combine_chunks() if buf else schema.empty_table())
+        finally:
+            w.close()
+    return n
 
 
-def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[str, Any]:
+def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True, memory_limit: str = "2GB"
+             ) -> dict[str, Any]:
     """Merge the per-shard manifests and quarantines, total the stats, run the audits.
 
+    One shard at a time (memory does not grow with the corpus: bench/scale/finalize.py measures it):
+    the manifest parts are streamed into ``manifest.parquet`` in shard order, the stats files'
+    quarantined rows into ``quarantine.parquet``. ``memory_limit`` is the audits' DuckDB limit.
     Raises if a shard is unfinished or an audit finds rows (the audit rows are in ``audit.json``).
     """
     name, n = plan["recipe"]["name"], plan["n_shards"]
     todo = pending_shards(out, plan)
     if todo:
         raise RuntimeError(f"{out}: shards {todo[:10]} are not finished; rerun the shard writer")
-    stats = [json.loads(shard_paths(out, name, i)["stats"].read_text(encoding="utf-8")) for i in range(n)]
-    parts = [pq.read_table(shard_paths(out, name, i)["manifest"]) for i in range(n)]
-    manifest = pa.concat_tables(parts).cast(MANIFEST_SCHEMA) if parts else MANIFEST_SCHEMA.empty_table()
-    _atomic_parquet(manifest.replace_schema_metadata({LINEAGE_KEY: json.dumps(lineage(plan), sort_keys=True)}),
-                    out / "manifest.parquet")
-    q = [(s["shard"], r["key"], r["reason"], r["detail"]) for s in stats for r in s["quarantined"]]
-    _atomic_parquet(pa.table({"shard": [r[0] for r in q], "key": [r[1] for r in q], "reason": [r[2] for r in q],
-                              "detail": [r[3] for r in q]}, schema=QUARANTINE_SCHEMA), out / "quarantine.parquet")
-    audit = audit_build(out, plan) if run_audits else {}
+    meta = {LINEAGE_KEY: json.dumps(lineage(plan), sort_keys=True)}
+    _stream_parquet((pq.read_table(shard_paths(out, name, i)["manifest"]) for i in range(n)),
+                    out / "manifest.parquet", MANIFEST_SCHEMA.with_metadata(meta))
+    sums = {"samples_written": 0, "tar_bytes": 0}
+
+    def quarantined() -> Iterator[pa.Table]:
+        for i in range(n):
+            s = json.loads(shard_paths(out, name, i)["stats"].read_text(encoding="utf-8"))
+            for k in sums:
+                sums[k] += s[k]
+            q = s["quarantined"]
+            yield pa.table({"shard": [s["shard"]] * len(q), "key": [r["key"] for r in q],
+                            "reason": [r["reason"] for r in q], "detail": [r["detail"] for r in q]},
+                           schema=QUARANTINE_SCHEMA)
+
+    n_quarantined = _stream_parquet(quarantined(), out / "quarantine.parquet", QUARANTINE_SCHEMA)
+    audit = audit_build(out, plan, memory_limit) if run_audits else {}
     totals = {
         "recipe": name, "build_id": plan["build_id"], "recipe_hash": plan["recipe_hash"], "n_shards": n,
-        "samples_written": sum(s["samples_written"] for s in stats),
-        "quarantined": len(q), "tar_bytes": sum(s["tar_bytes"] for s in stats),
+        "samples_written": sums["samples_written"],
+        "quarantined": n_quarantined, "tar_bytes": sums["tar_bytes"],
         "missing_sources": list(plan.get("missing_sources", [])),
         "samples": plan["stats"], "audit": {k: len(v) for k, v in audit.items()},
     }
@@ -145,25 +183,42 @@ def finalize(out: Path, plan: dict[str, Any], run_audits: bool = True) -> dict[s
     return totals
 
 
-def audit_build(out: Path, plan: dict[str, Any]) -> dict[str, list[list[Any]]]:
-    """Run every audit query; returns ``{audit: offending rows}`` (all empty when the build is sound)."""
+def _member_tables(out: Path, name: str, n_shards: int) -> Iterator[pa.Table]:
+    """Every member of every shard tar, one shard at a time (read from the tar headers)."""
+    for i in range(n_shards):
+        tar = shard_paths(out, name, i)["tar"]
+        ms = read_tar_members(tar)
+        yield pa.table({"tar": [tar.name] * len(ms), "name": [m[0] for m in ms], "off": [m[1] for m in ms],
+                        "size": [m[2] for m in ms]}, schema=MEMBERS_SCHEMA)
+
+
+def audit_build(out: Path, plan: dict[str, Any], memory_limit: str = "2GB") -> dict[str, list[list[Any]]]:
+    """Run every audit query; returns ``{audit: offending rows}`` (all empty when the build is sound).
+
+    The tar members go to a Parquet file in the build folder (view ``a_members``), not into memory;
+    DuckDB runs within ``memory_limit``, spilling into the build folder (the joins over ~33M members
+    at recipe 16m), and an out-of-memory is one ``ResourceLimit`` line."""
     out = Path(out)
     name = plan["recipe"]["name"]
-    members = [(p["tar"].name, m, o, s) for i in range(plan["n_shards"])
-               for p in [shard_paths(out, name, i)] for m, o, s in read_tar_members(p["tar"])]
-    con = duckdb.connect()
+    members = out / _MEMBERS
     try:
-        _create_lake_views(con, Path(plan["lake_root"]), list(plan["recipe"]["sources"]))
-        for view, file in (("a_samples", "samples"), ("a_manifest", "manifest"), ("a_quarantine", "quarantine")):
-            con.execute(view_ddl(view, "views/parquet_file", temp=True, path=out / f"{file}.parquet"))
-        con.register("a_members", pa.table({"tar": [m[0] for m in members], "name": [m[1] for m in members],
-                                            "off": pa.array([m[2] for m in members], pa.int64()),
-                                            "size": pa.array([m[3] for m in members], pa.int64())}))
-        leak_splits = Recipe.from_dict(plan["recipe"]).flat_leak_splits
-        run = SqlRunner(con, prefix="samples")
-        res = {a: [list(r) for r in run.query(a, leak_splits=leak_splits)] for a in AUDITS}
+        _stream_parquet(_member_tables(out, name, plan["n_shards"]), members, MEMBERS_SCHEMA)
+        run = SqlRunner.open(memory_limit, 2, out)
+        run.prefix = "samples"
+        try:
+            con = run.con
+            _create_lake_views(con, Path(plan["lake_root"]), list(plan["recipe"]["sources"]))
+            for view, path in (("a_samples", out / "samples.parquet"), ("a_manifest", out / "manifest.parquet"),
+                               ("a_quarantine", out / "quarantine.parquet"), ("a_members", members)):
+                con.execute(view_ddl(view, "views/parquet_file", temp=True, path=path))
+            leak_splits = Recipe.from_dict(plan["recipe"]).flat_leak_splits
+            res = {a: [list(r) for r in run.query(a, leak_splits=leak_splits)] for a in AUDITS}
+        except duckdb.OutOfMemoryException as exc:
+            raise memory_error(exc, f"audits of {out}", memory_limit, out) from exc
+        finally:
+            run.close()
     finally:
-        con.close()
+        members.unlink(missing_ok=True)
     write_json(out / "audit.json", {k: [[str(x) for x in r] for r in v[:100]] for k, v in res.items()}, indent=1)
     return res
 
