@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from xvlm.data.shards.ustar import UstarWriter, member_header, tar_digest, tobuf_header
+from xvlm.data.shards.ustar import UstarWriter, member_header, read_members, tar_digest, tobuf_header
 
 SAMPLES = [  # (key, jpg, json): empty data, exactly one block, one byte over, a long key, non-ASCII
     ("a", b"", b"{}"),
@@ -113,3 +113,45 @@ def test_tar_digest_refuses_truncated(tmp_path: Path) -> None:
         (tmp_path / "cut.tar").write_bytes(data[:cut])
         with pytest.raises(ValueError, match="truncated"):
             tar_digest(tmp_path / "cut.tar")
+
+
+def _tarfile_members(path: Path) -> list[tuple[str, int, int]]:
+    with tarfile.open(path, "r:") as tf:
+        return [(m.name, m.offset_data, m.size) for m in tf.getmembers()]
+
+
+def test_read_members_equals_tarfile(tmp_path: Path) -> None:
+    """Differential: our writer's archives (empty data, exact blocks, non-ASCII, a name split into the
+    ustar prefix) list the same (name, offset, size) as tarfile's getmembers."""
+    samples = [*SAMPLES, ("p" * 120 + "/q", b"z" * 3, b"{}")]  # > 100 bytes: ustar prefix + name
+    path = tmp_path / "s.tar"
+    _ours(path, samples)
+    got = read_members(path)
+    assert got == _tarfile_members(path)
+    assert [n for n, _, _ in got][-2:] == ["p" * 120 + "/q.jpg", "p" * 120 + "/q.json"]
+    assert got[:3] == [("a.jpg", 512, 0), ("a.json", 1024, 2), ("b/c.jpg", 2048, 512)]  # hand-computed
+
+
+def test_read_members_falls_back_to_tarfile_for_other_archives(tmp_path: Path) -> None:
+    """A pax long-name member (not something UstarWriter writes) is listed exactly as tarfile lists it."""
+    path = tmp_path / "pax.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in (("short.jpg", b"ab"), ("n" * 300 + ".json", b"{}")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    assert read_members(path) == _tarfile_members(path) and read_members(path)[1][0] == "n" * 300 + ".json"
+
+
+def test_read_members_refuses_a_corrupt_or_truncated_archive(tmp_path: Path) -> None:
+    path = tmp_path / "s.tar"
+    data, _, _ = _ours(path, SAMPLES)
+    second = 512  # a.jpg is empty: a.json's header follows its own at byte 512
+    bad = bytearray(data)
+    bad[second + 10] ^= 0xFF  # a name byte of the second header: its checksum no longer holds
+    (tmp_path / "bad.tar").write_bytes(bytes(bad))
+    with pytest.raises(tarfile.ReadError, match=f"checksum at byte {second}"):
+        read_members(tmp_path / "bad.tar")
+    (tmp_path / "cut.tar").write_bytes(data[:second + 700])
+    with pytest.raises(tarfile.ReadError, match="truncated tar"):
+        read_members(tmp_path / "cut.tar")

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import signal
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import pyarrow.parquet as pq
 
 from xvlm import progress
 from xvlm.data.shards.images import STORED_AS_IS, ImageReader, ImageReadError, ImageRef, resize_jpeg
-from xvlm.data.shards.ustar import UstarWriter
+from xvlm.data.shards.ustar import UstarWriter, read_members
 from xvlm.fsio import atomic_path, output_fault, write_text
 
 SHARD_DIR = "shards"
@@ -202,8 +201,7 @@ def _shard_stats(shard: int, tar: Path, tar_digest: str, written: list, quaranti
 
 def read_tar_members(tar: Path) -> list[tuple[str, int, int]]:
     """``(name, data offset, size)`` of every member (headers only; for the manifest audit)."""
-    with tarfile.open(tar, "r:") as tf:
-        return [(m.name, m.offset_data, m.size) for m in tf.getmembers()]
+    return read_members(tar)
 
 
 def read_member(tar: Path, offset: int, size: int) -> bytes:
