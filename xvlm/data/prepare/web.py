@@ -80,6 +80,7 @@ def url_list(root: Path, source: str, web: WebSpec, work: Path) -> Path:
                        max_object_size=max_object_size(captions))
         else:
             run.create("csv_acc", "web_tsv_read", file=web.captions, path=captions)
+            run.create("csv_gaps", "csv_gaps", header_lines=0)  # web_tsv_rows' line numbers (as ingest)
             run.create("web_rows", "web_tsv_rows", file=web.captions, layout=web.layout)
         with fsio.atomic_path(out) as tmp:
             SqlRunner(run.con, prefix="prepare").copy_parquet("web_url_list", tmp)
