@@ -219,9 +219,9 @@ ALL_FILES = "(all files)"  # the ``file`` of a source-wide error (out of memory)
 def failed_stats(source: str, exc: LakeInputError | ResourceLimit) -> dict[str, Any]:
     """The stats entry of a source that wrote nothing: its errors, no entities."""
     if isinstance(exc, ResourceLimit):
-        return {"source": source, "skipped": False, "failed": True, "entities": {}, "files": {},
-                "errors": [{"file": ALL_FILES, "error": str(exc)}]}
-    errors = getattr(exc, "errors", None) or {exc.file: exc.detail}
+        errors = {ALL_FILES: str(exc)}
+    else:
+        errors = getattr(exc, "errors", None) or {exc.file: exc.detail}
     return {"source": source, "skipped": False, "failed": True, "entities": {}, "files": {},
             "errors": [{"file": f, "error": d} for f, d in errors.items()]}
 

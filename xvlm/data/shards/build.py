@@ -125,12 +125,14 @@ def _stream_parquet(tables: Iterable[pa.Table], path: Path, schema: pa.Schema) -
         w = pq.ParquetWriter(f, schema, compression="zstd", write_statistics=False)
         try:
             buf: list[pa.Table] = []
+            buffered = 0
             for t in tables:
                 buf.append(t.cast(schema))
                 n += t.num_rows
-                if sum(b.num_rows for b in buf) >= _ROWS_PER_GROUP:
+                buffered += t.num_rows
+                if buffered >= _ROWS_PER_GROUP:
                     w.write_table(pa.concat_tables(buf).combine_chunks())
-                    buf = []
+                    buf, buffered = [], 0
             if buf or n == 0:  # n == 0: one empty row group, as write_table of an empty table writes
                 w.write_table(pa.concat_tables(buf).combine_chunks() if buf else schema.empty_table())
         finally:
