@@ -76,3 +76,23 @@ def test_shard_rate_bench_runs_small(tmp_path: Path) -> None:
     io_h = 1e6 * (got["input_kb_per_image"] + kb["r512"]) * 1e3 / 1e9 / 3600
     assert r512["one_32core_h"] == round(max(cpu_h, io_h), 2)
     assert r512["dask_4x32_h"] <= r512["one_32core_h"]
+
+
+def test_query_bench_times_the_dedup_on_a_generated_lake(raw: Path, tmp_path: Path) -> None:
+    """bench.scale.query: the dedup's inputs saved from a generated lake, the query timed on them; every
+    selected image has one outcome row, and the fingerprint is the same on a second run."""
+    from bench.scale.query import save, time_query
+    from xvlm.data.lake.views import write_lake_db
+
+    cfg = ingest_config(raw, tmp_path / "lake")
+    for source in (*SCALE_SOURCES, "karpathy"):
+        ingest_source(cfg, source)
+    write_lake_db(tmp_path / "lake")
+    save(tmp_path / "lake", tmp_path / "q")
+    import pyarrow.parquet as pq
+    n_sel = pq.read_metadata(tmp_path / "q/sel_images.parquet").num_rows
+    sql = Path(__file__).resolve().parents[2] / "sql/samples/image_outcomes.sql"
+    a, b = (time_query(tmp_path / "q", sql, 1, "1GB", None) for _ in range(2))
+    assert a["rows"] == n_sel > 0 and sum(n for _, n in a["by_reason"]) == n_sel
+    assert a["fingerprint"] == b["fingerprint"]
+    assert dict(a["by_reason"]).get("duplicate_coco_id", 0) > 0  # the generator's VG images share COCO ids
