@@ -241,17 +241,25 @@ def shards(
         "--allow-missing", metavar="SOURCE",
         help="Build without this recipe source if the lake lacks it (repeatable; recorded in stats.json and "
              "the manifest's lineage). Without it, a recipe source missing from the lake is an error.")] = None,
+    memory_limit: Annotated[str, typer.Option(
+        help="DuckDB memory_limit of the samples step and the audits (e.g. 2GB, 16GB); beyond it DuckDB "
+             "spills into the build folder. More makes the 16M samples step faster (docs/scale.md).")] = "2GB",
 ) -> None:
     """Build samples and webdataset shards from the lake (finished shards are not rewritten)."""
     from flows.shards import run_shards
+    from xvlm.data.lake.sqlrun import limit_bytes
     from xvlm.data.shards import load_recipe
     from xvlm.data.shards.samples import missing_sources
 
     if not (lake / "lake.duckdb").is_file():
         raise BadInput(f"{lake}: no lake.duckdb; run `xvlm ingest {raw_root} {lake}` first")
     missing_sources(lake, load_recipe(recipe), allow_missing or ())  # the error before Prefect starts
+    try:
+        limit_bytes(memory_limit)
+    except ValueError as exc:
+        raise BadInput(f"--memory-limit {memory_limit}: {exc}") from exc
     totals = run_shards(lake, raw_root, out, recipe=recipe, lake_db=lake / "lake.duckdb", dask=dask,
-                        dask_address=dask_address, allow_missing=allow_missing)
+                        dask_address=dask_address, allow_missing=allow_missing, memory_limit=memory_limit)
     if totals.get("missing_sources"):
         typer.echo(f"built without recipe sources {', '.join(totals['missing_sources'])} (not in the lake; "
                    "--allow-missing)")

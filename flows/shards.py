@@ -42,8 +42,9 @@ from xvlm.data.shards import (
 
 @task(name="plan-samples", **IO_RETRIES)
 def plan_task(lake_root: str, raw_root: str, out_root: str, recipe: str, workers: int,
-              allow_missing: list[str] | None = None) -> tuple[str, dict[str, Any]]:
-    out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers, allow_missing=allow_missing or ())
+              allow_missing: list[str] | None = None, memory_limit: str = "2GB") -> tuple[str, dict[str, Any]]:
+    out, plan = plan_build(lake_root, raw_root, out_root, recipe, workers=workers, allow_missing=allow_missing or (),
+                           memory_limit=memory_limit)
     return str(out), plan
 
 
@@ -54,8 +55,8 @@ def write_shard_task(out: str, shard: int, plan: dict[str, Any]) -> dict[str, An
 
 
 @task(name="finalize-shards", **IO_RETRIES)
-def finalize_task(out: str, plan: dict[str, Any]) -> dict[str, Any]:
-    return finalize(Path(out), plan)
+def finalize_task(out: str, plan: dict[str, Any], memory_limit: str = "2GB") -> dict[str, Any]:
+    return finalize(Path(out), plan, memory_limit=memory_limit)
 
 
 @task(name="shard-views", **IO_RETRIES)
@@ -65,12 +66,13 @@ def views_task(lake_db: str, out: str) -> list[str]:
 
 @flow(name="shards", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def shards(lake_root: str, raw_root: str, out_root: str, recipe: str = "demo", lake_db: str | None = None,
-           workers: int = 4, allow_missing: list[str] | None = None) -> dict[str, Any]:
+           workers: int = 4, allow_missing: list[str] | None = None, memory_limit: str = "2GB") -> dict[str, Any]:
     """Build the shards of ``recipe`` (name or JSON path); returns the totals plus ``out`` (build folder).
 
-    ``allow_missing``: recipe sources the build may go without when the lake lacks them (recorded)."""
+    ``allow_missing``: recipe sources the build may go without when the lake lacks them (recorded).
+    ``memory_limit``: DuckDB's limit in ``plan-samples`` and ``finalize-shards`` (spilling beyond it)."""
     log = get_run_logger()
-    out, plan = plan_task(lake_root, raw_root, out_root, recipe, workers, allow_missing)
+    out, plan = plan_task(lake_root, raw_root, out_root, recipe, workers, allow_missing, memory_limit)
     if plan.get("missing_sources"):
         log.warning("%s: built WITHOUT recipe sources %s (not in the lake; --allow-missing)", out,
                     plan["missing_sources"])
@@ -84,7 +86,7 @@ def shards(lake_root: str, raw_root: str, out_root: str, recipe: str = "demo", l
         for fut in futures:
             written.append(fut.result())
             bar.advance()
-    totals = finalize_task(out, plan, wait_for=futures)
+    totals = finalize_task(out, plan, memory_limit, wait_for=futures)
     if lake_db:
         views_task(lake_db, out, wait_for=[totals])
     log.info("%s: %d samples written (%d this run), %d quarantined, audits %s", out, totals["samples_written"],
@@ -108,9 +110,10 @@ def with_runner(dask: bool = False, n_workers: int = 2, dask_address: str | None
 
 def run_shards(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: str = "demo",
                lake_db: str | Path | None = None, dask: bool = False, n_workers: int = 2,
-               dask_address: str | None = None, workers: int = 4, allow_missing: list[str] | None = None
-               ) -> dict[str, Any]:
+               dask_address: str | None = None, workers: int = 4, allow_missing: list[str] | None = None,
+               memory_limit: str = "2GB") -> dict[str, Any]:
     """Run the flow with the chosen task runner (threads by default; Dask: :func:`with_runner`)."""
     f = with_runner(dask, n_workers, dask_address)
     return f(str(lake_root), str(raw_root), str(out_root), recipe=recipe,
-             lake_db=str(lake_db) if lake_db else None, workers=workers, allow_missing=list(allow_missing or []))
+             lake_db=str(lake_db) if lake_db else None, workers=workers, allow_missing=list(allow_missing or []),
+             memory_limit=memory_limit)

@@ -73,15 +73,20 @@ def build_dir(out_root: str | Path, recipe: Recipe, lake_root: str | Path) -> Pa
 
 
 def plan_build(lake_root: str | Path, raw_root: str | Path, out_root: str | Path, recipe: Recipe | str,
-               workers: int = 4, allow_missing: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+               workers: int = 4, allow_missing: Sequence[str] = (), memory_limit: str = "2GB"
+               ) -> tuple[Path, dict[str, Any]]:
     """Build (or reuse) the samples of ``recipe``; returns ``(build folder, plan)``.
+
+    ``memory_limit`` is the samples step's DuckDB limit (beyond it DuckDB spills into the build folder;
+    more memory makes the 16M step faster, not different: bench/RESULTS.md, issue 15).
 
     A recipe source absent from the lake is ``MissingInput`` naming it, before any folder is made,
     unless it is in ``allow_missing`` (then recorded in the plan, the stats and the manifest's lineage)."""
     recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
     missing_sources(lake_root, recipe, allow_missing)
     out = build_dir(out_root, recipe, lake_root)
-    return out, build_samples(lake_root, raw_root, out, recipe, workers=workers, allow_missing=allow_missing)
+    return out, build_samples(lake_root, raw_root, out, recipe, workers=workers, allow_missing=allow_missing,
+                              memory_limit=memory_limit)
 
 
 def pending_shards(out: Path, plan: dict[str, Any]) -> list[int]:
