@@ -91,8 +91,11 @@ def test_query_bench_times_the_dedup_on_a_generated_lake(raw: Path, tmp_path: Pa
     save(tmp_path / "lake", tmp_path / "q")
     import pyarrow.parquet as pq
     n_sel = pq.read_metadata(tmp_path / "q/sel_images.parquet").num_rows
-    sql = Path(__file__).resolve().parents[2] / "sql/samples/image_outcomes.sql"
-    a, b = (time_query(tmp_path / "q", sql, 1, "1GB", None) for _ in range(2))
+    a, b = (time_query(tmp_path / "q", 1, "1GB", tmp_path / f"prof{i}.json") for i in range(2))
     assert a["rows"] == n_sel > 0 and sum(n for _, n in a["by_reason"]) == n_sel
     assert a["fingerprint"] == b["fingerprint"]
     assert dict(a["by_reason"]).get("duplicate_coco_id", 0) > 0  # the generator's VG images share COCO ids
+    assert json.loads((tmp_path / "prof0.json").read_text())["operator"]  # the DuckDB profile was written
+    from xvlm.data.shards import samples
+    from xvlm.data.shards.images import probe_images
+    assert samples.probe_images is probe_images  # the synthetic probe was only borrowed
