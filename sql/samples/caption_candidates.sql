@@ -7,7 +7,7 @@
 --                   (a CC3M/CC12M duplicate URL often repeats its caption)
 --   over_limit      beyond $max_captions for its sample (order: image rank, caption id)
 -- norm: the text as compared for duplicate_text, computed in `j` and not as the window's partition
--- expression (~30% less time at 1.4M and 14M captions; bench/RESULTS.md, issue 15).
+-- expression (16.0 -> 11.4 s CPU at 1.4M captions, one thread; bench/RESULTS.md, issue 15).
 -- Grain: one row per lake caption of a selected image. Parameters: $max_captions (INTEGER).
 WITH j AS (
     SELECT c.image_key, c.source, CAST(c.caption_id AS VARCHAR) AS caption_id, trim(c.caption) AS text,
